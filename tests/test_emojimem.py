@@ -109,7 +109,8 @@ def _write(folder, images, records):
 def test_load_rejects_incomplete_or_inconsistent_folders(tmp_path, emojimem):
     with pytest.raises(DatasetError, match="build-emojimem"):
         EmojiMem.load(tmp_path)
-    record = {"id": 0, "emoji": "🍎", "caption": "red apple", "split": "train", "copies": 1, "family": 0, "version": 0.6}
+    record = {"id": 0, "emoji": "🍎", "caption": "red apple", "split": "train", "copies": 1, "family": 0}
+    record["version"] = 0.6
     _write(tmp_path / "count", emojimem.images[:2], [record])
     with pytest.raises(DatasetError, match="2 images but 1 metadata rows"):
         EmojiMem.load(tmp_path / "count")

@@ -108,17 +108,17 @@ def test_feature_or_dimension_mismatch_is_a_clear_error(saved):
 def test_truncated_or_corrupted_index_is_a_clear_error(saved):
     payload = (saved / FAISS_FILE).read_bytes()
     (saved / FAISS_FILE).write_bytes(payload[: len(payload) // 2])
-    with pytest.raises(IndexFormatError, match="truncated or corrupted.*index build"):
+    with pytest.raises(IndexFormatError, match=r"truncated or corrupted.*index build"):
         ReferenceIndex.load(saved)
     (saved / FAISS_FILE).unlink()
-    with pytest.raises(IndexFormatError, match="missing index.npz"):
+    with pytest.raises(IndexFormatError, match=r"missing index\.npz"):
         ReferenceIndex.load(saved)
 
 
 def test_inconsistent_metadata_or_header_is_a_clear_error(saved):
     lines = (saved / METADATA_FILE).read_text().splitlines()
     (saved / METADATA_FILE).write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(IndexFormatError, match="120 vectors .* and 119 metadata rows"):
+    with pytest.raises(IndexFormatError, match=r"120 vectors .* and 119 metadata rows"):
         ReferenceIndex.load(saved)
     (saved / METADATA_FILE).write_text("\n".join(lines) + "\n")
     header = json.loads((saved / HEADER_FILE).read_text())

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, SHIPPED_PIXEL_INDEX
+
+from memdemo.cli import main
+
+
+def test_help_lists_the_subcommands():
+    result = subprocess.run([sys.executable, "-m", "memdemo", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("data", "index"):
+        assert command in result.stdout
+
+
+def test_export_build_and_query(tmp_path, capsys, emojimem):
+    train_id = emojimem.ids("train")[3]
+    assert main(["data", "export", str(train_id), "--out", str(tmp_path)]) == 0
+    assert main(["index", "build", "--images", "assets/emojimem", "--features", "pixel", "--split", "holdout",
+                 "--out", str(tmp_path / "idx")]) == 0  # fmt: skip
+    image = str(tmp_path / f"{train_id}.png")
+    assert main(["index", "query", "--index", str(SHIPPED_PIXEL_INDEX), "--image", image]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first_neighbour = lines[[line.startswith("rank") for line in lines].index(True) + 1]
+    assert first_neighbour.split()[1] == str(train_id)
+    assert any(line.startswith("nL2 = 0.000") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["index", "query", "--index", "nowhere", "--image", "x.png"], "no complete index at nowhere"),
+        (["index", "query", "--index", str(SHIPPED_PIXEL_INDEX), "--image", "requirements.txt"], "is not an image"),
+        (["index", "query", "--index", str(SHIPPED_PIXEL_INDEX), "--image", "missing.png"], "does not exist"),
+        (["index", "build", "--images", "nowhere", "--features", "pixel", "--out", "x"], "build-emojimem"),
+        (["data", "export", "99999", "--out", "unused"], "out of range"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    argv = [str(tmp_path / a) if a in ("x", "unused") else a for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_feature_is_rejected_with_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["index", "build", "--images", "assets/emojimem", "--features", "sscd", "--out", "x"])
+    assert "choose from 'pixel'" in capsys.readouterr().err
