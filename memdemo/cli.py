@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from memdemo import generate
 from memdemo.data import cli as data_cli
 from memdemo.errors import MemdemoError
 from memdemo.reference import cli as index_cli
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     data_cli.add_commands(commands)
     index_cli.add_commands(commands)
+    generate.add_commands(commands)
     return parser
 
 

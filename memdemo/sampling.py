@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from memdemo.backends.base import Backend
-from memdemo.guidance.base import GuidanceError, Guided, Policy, StepContext, check_finite
+from memdemo.guidance.base import TERM_NAMES, GuidanceError, Guided, Policy, StepContext, check_finite
 from memdemo.guidance.cfg import classifier_free_guidance, cond_uncond_norm, predicted_x0
 from memdemo.guidance.similarity import SimilarityMonitor
 from memdemo.reference.index import Match
@@ -83,6 +83,7 @@ class Generation:
             }
         )
         self.images: dict[str, np.ndarray] = {}
+        self.decoded: torch.Tensor | None = None
 
     def _step_record(self, index: int, t: int, alpha_bar: float, norm: float, match: Match | None, guided: Guided):
         step = Step(index, t, alpha_bar, norm, threshold=guided.threshold, active=guided.active, terms=guided.terms)
@@ -122,6 +123,10 @@ class Generation:
             context = StepContext(
                 index, int(t), alpha_bar, x_mit, eps_um, eps_cm, request.cfg, norm_mit, predict_with_caption
             )
+            if index > 0:
+                previous = self.trace.mitigated.steps[-1]
+                cause = ", ".join(TERM_NAMES.get(term, term) for term in previous.terms) or self.policy.name
+                check_finite(eps_um + eps_cm, context, f"the UNet after {cause} at step {previous.index} moved x_t")
             guided = self.policy.guide(context)
             eps_mit = check_finite(guided.eps, context, self.policy.name)
             baseline = Guided(classifier_free_guidance(eps_ub, eps_cb, request.cfg), scales={"cfg": request.cfg})
@@ -141,8 +146,8 @@ class Generation:
             yield update
 
         final = torch.cat([x_base, x_mit])
-        images = backend.decode(final)
-        self.images = dict(zip(("baseline", "mitigated"), to_uint8(images), strict=True))
+        self.decoded = backend.decode(final).float()
+        self.images = dict(zip(("baseline", "mitigated"), to_uint8(self.decoded), strict=True))
         if self.monitor:
             trajectories = (self.trace.baseline, self.trace.mitigated)
             for trajectory, match in zip(trajectories, self.monitor.match(final), strict=True):

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -48,3 +49,19 @@ def test_unknown_feature_is_rejected_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         main(["index", "build", "--images", "assets/emojimem", "--features", "sscd", "--out", "x"])
     assert "choose from 'pixel'" in capsys.readouterr().err
+
+
+def test_generate_writes_images_trace_and_plot(tmp_path, capsys):
+    argv = ["generate", "--model", "emojimem-random", "--prompt", "red apple", "--steps", "4", "--method", "og-dtp"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"baseline.png", "image.png", "trace.json", "plot.png"}
+    trace = json.loads((tmp_path / "trace.json").read_text())
+    assert trace["run"]["method"] == "og-dtp" and trace["run"]["params"]["pre_scale"] == -7.5
+    assert len(trace["trajectories"]["mitigated"]["steps"]) == 4
+    assert trace["trajectories"]["baseline"]["final"]["nearest_caption"]
+
+
+def test_generate_rejects_an_unknown_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--prompt", "x", "--method", "negative-prompt", "--out", "unused"])
+    assert "invalid choice: 'negative-prompt'" in capsys.readouterr().err

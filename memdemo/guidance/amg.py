@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from memdemo.guidance.base import GuidanceError, Guided, StepContext, check_finite
+from memdemo.guidance.base import TERM_NAMES, GuidanceError, Guided, StepContext, check_finite
 from memdemo.guidance.cfg import classifier_free_guidance, predicted_x0
 from memdemo.guidance.similarity import SimilarityMonitor
 from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES, threshold_at
@@ -100,7 +100,8 @@ class AMGPolicy:
         terms, s0, s1 = [], step.cfg_scale, 0.0
         if "spe" in self.config.terms:
             s1 = despecification_scale(sigma, self.config.c1, s0)
-            eps = check_finite(eps + despecification_guidance(step.eps_uncond, step.eps_cond, s1), step, "G_spe")
+            g_spe = despecification_guidance(step.eps_uncond, step.eps_cond, s1)
+            eps = check_finite(eps + g_spe, step, TERM_NAMES["spe"])
             scales["s1"] = s1
             terms.append("spe")
         if "dup" in self.config.terms:
@@ -108,13 +109,13 @@ class AMGPolicy:
             s2 = deduplication_scale(sigma, self.config.c2, s0, s1)
             if s2 > 0:
                 g_dup = deduplication_guidance(step.eps_uncond, step.predict_with_caption(caption), s2)
-                eps = check_finite(eps + g_dup, step, "G_dup")
+                eps = check_finite(eps + g_dup, step, TERM_NAMES["dup"])
                 terms.append("dup")
             scales["s2"] = s2
         if "sim" in self.config.terms:
             gradient = self.monitor.gradient(step.x_t, eps, step.alpha_bar, match)
             g_sim = dissimilarity_guidance(gradient, step.alpha_bar, self.config.c3)
-            eps = check_finite(eps + g_sim, step, "G_sim")
+            eps = check_finite(eps + g_sim, step, TERM_NAMES["sim"])
             scales["g_sim_norm"] = float(g_sim.flatten().norm())
             terms.append("sim")
         return Guided(eps, active=True, terms=terms, scales=scales, threshold=threshold)

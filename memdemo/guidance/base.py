@@ -52,8 +52,11 @@ class Policy(Protocol):
     def guide(self, step: StepContext) -> Guided: ...
 
 
-def check_finite(eps: torch.Tensor, step: StepContext, term: str) -> torch.Tensor:
-    """Stop the run with the step and the term named when guidance produced NaN or inf."""
-    if not torch.isfinite(eps).all():
-        raise GuidanceError(f"non-finite guided noise at step {step.index} (t = {step.t}) from {term}; lower its scale")
-    return eps
+TERM_NAMES = {"spe": "G_spe", "dup": "G_dup", "sim": "G_sim"}
+
+
+def check_finite(values: torch.Tensor, step: StepContext, source: str) -> torch.Tensor:
+    """Stop the run, naming the step and the term, when guidance produced NaN or inf."""
+    if not torch.isfinite(values).all():
+        raise GuidanceError(f"non-finite values at step {step.index} (t = {step.t}) from {source}; lower its scale")
+    return values

@@ -107,6 +107,8 @@ class ReferenceIndex:
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
         if vectors.shape[1] != self.dim:
             raise ValueError(f"query vectors have dimension {vectors.shape[1]}; this index has {self.dim}")
+        if not np.isfinite(vectors).all():
+            raise ValueError("query vectors contain NaN or inf")
         if self.feature.metric == "cosine":
             vectors = vectors.copy()
             faiss.normalize_L2(vectors)

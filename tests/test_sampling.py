@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from tiny_sd import tiny_components
+
+from memdemo.backends import ModelError, load_backend
+from memdemo.backends.stable_diffusion import StableDiffusionBackend
+from memdemo.guidance import GuidanceError, SimilarityMonitor, make_policy
+from memdemo.reference import ReferenceIndex
+from memdemo.reference.index import IndexEntry
+from memdemo.sampling import Generation, Request
+from memdemo.trace import Trace
+
+
+@pytest.fixture(scope="module")
+def tiny_sd():
+    parts = tiny_components()
+    backend = StableDiffusionBackend(
+        "tiny-sd", parts["unet"], parts["vae"], parts["text_encoder"], parts["tokenizer"], parts["scheduler"].config
+    )
+    return parts, backend
+
+
+@pytest.fixture(scope="module")
+def emojimem_random():
+    return load_backend("emojimem-random", "cpu")
+
+
+@pytest.fixture(scope="module")
+def pixel_monitor(emojimem_random):
+    from conftest import SHIPPED_PIXEL_INDEX
+
+    return SimilarityMonitor(emojimem_random, ReferenceIndex.load(SHIPPED_PIXEL_INDEX))
+
+
+@pytest.mark.parametrize("steps", [3, 6])
+def test_mitigations_off_reproduce_the_diffusers_pipeline(tiny_sd, steps):
+    parts, backend = tiny_sd
+    pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator("cpu").manual_seed(7)
+    expected = pipe("a cat", num_inference_steps=steps, guidance_scale=7.5, generator=generator, output_type="np")
+    generation = Generation(backend, Request("a cat", seed=7, steps=steps, cfg=7.5), make_policy("baseline", 7.5))
+    generation.run()
+    for ours in generation.decoded:
+        assert np.abs(ours.permute(1, 2, 0).numpy() - expected.images[0]).max() <= 1e-4
+
+
+def test_trace_records_every_step_and_round_trips_through_json(emojimem_random, pixel_monitor):
+    policy = make_policy("og-dtp", 7.5, pixel_monitor)
+    generation = Generation(emojimem_random, Request("grinning face", steps=8), policy, pixel_monitor, "og-dtp")
+    updates = list(generation)
+    trace = generation.trace
+    assert len(updates) == len(trace.baseline.steps) == len(trace.mitigated.steps) == 8
+    assert [s.t for s in trace.mitigated.steps] == sorted((s.t for s in trace.mitigated.steps), reverse=True)
+    assert all(s.similarity is not None and s.nearest_caption for s in trace.baseline.steps)
+    assert trace.mitigated.final.nearest_id is not None
+    assert Trace.from_json(trace.to_json()) == trace
+    data = trace.to_dict()
+    assert set(data["run"]) >= {"model", "prompt", "seed", "method", "params"}
+    step = data["trajectories"]["mitigated"]["steps"][0]
+    assert set(step) >= {"t", "cond_uncond_norm", "similarity", "threshold", "active", "scales"}
+
+
+def test_same_seed_same_result_other_seed_other_result(emojimem_random):
+    def run(seed):
+        generation = Generation(emojimem_random, Request("red apple", seed=seed, steps=4), make_policy("stp", 7.5))
+        trace = generation.run()
+        trace.run.pop("seconds")
+        return trace, generation.images["mitigated"]
+
+    (trace_a, image_a), (trace_b, image_b), (_, image_c) = run(1), run(1), run(2)
+    assert trace_a == trace_b and np.array_equal(image_a, image_b)
+    assert not np.array_equal(image_a, image_c)
+
+
+def test_baseline_and_mitigated_start_from_the_same_noise(emojimem_random):
+    generation = Generation(emojimem_random, Request("snail", steps=3), make_policy("baseline", 7.5))
+    generation.run()
+    assert np.array_equal(generation.images["baseline"], generation.images["mitigated"])
+    assert generation.trace.baseline.steps == generation.trace.mitigated.steps
+
+
+def test_amg_records_what_fired(emojimem_random, pixel_monitor):
+    policy = make_policy("amg", 7.5, pixel_monitor, schedule="constant", constant_threshold=-1.0, c3=10.0)
+    trace = Generation(emojimem_random, Request("backpack", steps=3), policy, pixel_monitor).run()
+    for step in trace.mitigated.steps:
+        assert step.active and step.threshold == -1.0
+        assert {"sigma", "s1", "s2", "g_sim_norm"} <= set(step.scales)
+        assert "spe" in step.terms and "sim" in step.terms
+
+
+def test_scheduler_dpm_solver_runs(emojimem_random):
+    trace = Generation(emojimem_random, Request("cat", steps=4, scheduler="dpm++"), make_policy("dtp", 7.5)).run()
+    assert len(trace.mitigated.steps) == 4
+
+
+def test_long_prompt_is_truncated_with_a_warning_in_the_trace(emojimem_random):
+    trace = Generation(emojimem_random, Request("very " * 40 + "long", steps=1), make_policy("baseline", 7.5)).run()
+    assert trace.run["warnings"] == ["prompt truncated to the model's 16 tokens"]
+
+
+def test_exploding_guidance_stops_with_the_step_and_the_term(emojimem_random, pixel_monitor):
+    always = {"schedule": "constant", "constant_threshold": -1.0}
+    policy = make_policy("amg", 7.5, pixel_monitor, terms=("sim",), c3=1e30, **always)
+    with pytest.raises(GuidanceError, match=r"step 1 \(t = \d+\) from the UNet after G_sim at step 0"):
+        Generation(emojimem_random, Request("cat", steps=5), policy, pixel_monitor).run()
+
+
+def test_bad_choices_list_the_alternatives(pixel_monitor):
+    with pytest.raises(GuidanceError, match="choose one of baseline"):
+        make_policy("negative-prompt", 7.5)
+    with pytest.raises(ModelError, match="choose one of emojimem-ddpm"):
+        load_backend("dalle")
+    with pytest.raises(GuidanceError, match="pass --index"):
+        make_policy("amg", 7.5)
+    with pytest.raises(GuidanceError, match="subset of spe, dup, sim"):
+        make_policy("amg", 7.5, pixel_monitor, terms=("spe", "xyz"))
+    with pytest.raises(GuidanceError, match="steps must be between"):
+        Request("cat", steps=0)
+
+
+def test_pixel_index_of_another_image_size_is_refused(tiny_sd):
+    _, backend = tiny_sd
+    images = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    index = ReferenceIndex.from_images(images, [IndexEntry(i, "x") for i in range(3)], "pixel")
+    with pytest.raises(ModelError, match="compares 16-px images but tiny-sd makes 32-px images"):
+        SimilarityMonitor(backend, index)
