@@ -9,7 +9,7 @@ from PIL import Image
 
 from memdemo.backends import MODELS, SCHEDULERS, load_backend
 from memdemo.guidance import METHODS, SimilarityMonitor, make_policy
-from memdemo.guidance.amg import AMG_TERMS
+from memdemo.guidance.amg import AMG_PRESETS, AMG_TERMS
 from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES
 from memdemo.guidance.transition import DEFAULT_SWITCH_T
 from memdemo.plots import trace_figure
@@ -31,12 +31,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--index", type=Path, help="reference index (default: indexes/emojimem-pixel for EmojiMem)")
     amg = generate.add_argument_group("AMG")
     amg.add_argument("--amg-terms", help=f"comma-separated subset of {','.join(AMG_TERMS)} (default: all)")
-    amg.add_argument("--amg-preset", default="main", choices=("main", "strong"))
+    amg.add_argument("--amg-preset", default="main", choices=AMG_PRESETS)
     amg.add_argument("--c1", type=float, help="override the despecification constant c1 (Eq. 13)")
     amg.add_argument("--c2", type=float, help="override the deduplication constant c2 (Eq. 15)")
     amg.add_argument("--c3", type=float, help="override the dissimilarity scale c3 (Eq. 17)")
     amg.add_argument("--threshold-schedule", choices=THRESHOLD_SCHEDULES, help="λ_t schedule (default: per preset)")
     amg.add_argument("--threshold", type=float, help="λ for --threshold-schedule constant")
+    amg.add_argument("--sim-through-unet", action="store_true", help="differentiate σ through the UNet too")
     transition = generate.add_argument_group("transition point")
     transition.add_argument("--switch-t", type=int, default=DEFAULT_SWITCH_T, help="static switch / DTP fallback t")
     transition.add_argument("--pre-scale", type=float, help="scale before the switch (default 0; −s0 for og-*)")
@@ -63,6 +64,7 @@ def _generate(args: argparse.Namespace) -> None:
         c3=args.c3,
         schedule=args.threshold_schedule,
         constant_threshold=args.threshold,
+        sim_through_unet=args.sim_through_unet or None,
     )
     request = Request(args.prompt, args.seed, args.steps, args.cfg, args.scheduler)
     generation = Generation(backend, request, policy, monitor, args.method)

@@ -119,9 +119,23 @@ class Generation:
                     caption_cache[caption] = backend.encode_text([caption]).embeddings
                 return backend.predict_noise(x, t, caption_cache[caption]).float()
 
+            def predict_pair(x: torch.Tensor, t=t, scheduler=schedulers[1]) -> tuple[torch.Tensor, torch.Tensor]:
+                model_input = scheduler.scale_model_input(x, t)
+                pair = torch.cat([model_input, model_input])
+                return backend.predict_noise(pair, t, embeddings[:2]).float().chunk(2)
+
             norm_mit = float(cond_uncond_norm(eps_um, eps_cm)[0])
             context = StepContext(
-                index, int(t), alpha_bar, x_mit, eps_um, eps_cm, request.cfg, norm_mit, predict_with_caption
+                index,
+                int(t),
+                alpha_bar,
+                x_mit,
+                eps_um,
+                eps_cm,
+                request.cfg,
+                norm_mit,
+                predict_with_caption,
+                predict_pair,
             )
             if index > 0:
                 previous = self.trace.mitigated.steps[-1]

@@ -6,11 +6,14 @@ import torch
 from conftest import SHIPPED_PIXEL_INDEX
 
 from memdemo.guidance.amg import (
+    AMGConfig,
+    AMGPolicy,
     deduplication_guidance,
     deduplication_scale,
     despecification_guidance,
     despecification_scale,
     dissimilarity_guidance,
+    official_c3,
 )
 from memdemo.guidance.base import StepContext
 from memdemo.guidance.cfg import classifier_free_guidance, cond_uncond_norm, predicted_x0
@@ -23,7 +26,7 @@ from memdemo.guidance.thresholds import (
 )
 from memdemo.guidance.transition import TransitionPolicy, is_transition
 from memdemo.reference import ReferenceIndex
-from memdemo.reference.index import IndexEntry
+from memdemo.reference.index import IndexEntry, Match
 
 
 def test_cfg_x0_and_norm_by_hand():
@@ -106,7 +109,9 @@ def _run(policy, curve, timesteps):
     eps_u, eps_c = torch.zeros(1, 1), torch.ones(1, 1)
     out = []
     for index, (d, t) in enumerate(zip(curve, timesteps, strict=True)):
-        step = StepContext(index, t, 0.5, torch.zeros(1, 1), eps_u, eps_c, 7.5, d, lambda caption: eps_c)
+        step = StepContext(
+            index, t, 0.5, torch.zeros(1, 1), eps_u, eps_c, 7.5, d, lambda c: eps_c, lambda x: (eps_u, eps_c)
+        )
         out.append(policy.guide(step))
     return out
 
@@ -132,3 +137,50 @@ def test_dtp_without_a_minimum_falls_back_to_the_static_switch_and_says_so():
 def test_stp_switches_at_the_given_t():
     guided = _run(TransitionPolicy("stp", dynamic=False, pre_scale=0.0, switch_t=650), [9.0] * 4, [900, 700, 650, 400])
     assert [g.scales["cfg"] for g in guided] == [0, 0, 7.5, 7.5]
+
+
+def test_official_c3_factor_by_hand():
+    assert official_c3(100.0, 0.5, 1000) == pytest.approx(20.0)
+    assert official_c3(100.0, 0.5, 830) == pytest.approx(20.0 * math.e)
+
+
+class _ScriptedMonitor:
+    """Returns scripted similarities and always finds the duplicated caption 'dup'."""
+
+    def __init__(self, sigmas):
+        self.sigmas = iter(sigmas)
+        self.duplicate_lookups = 0
+
+    def match(self, x0):
+        return [Match(0, 0, "nearest", 1, next(self.sigmas), 1.0, None, None)]
+
+    def duplicate_caption(self, x0):
+        self.duplicate_lookups += 1
+        return "dup"
+
+
+def test_official_variant_holds_g_dup_for_ten_steps_after_it_fires():
+    sigmas = [0.9] + [0.1] * 14
+    monitor = _ScriptedMonitor(sigmas)
+    config = AMGConfig(terms=("dup",), schedule="constant", constant_threshold=0.5, official=True)
+    policy = AMGPolicy(monitor, config)
+    applied = [
+        "dup" in policy.guide(step).terms for step in _contexts(len(sigmas), predict=lambda caption: torch.ones(1, 1))
+    ]
+    assert applied == [True] * 10 + [False] * 5
+    assert monitor.duplicate_lookups == 1
+
+
+def test_paper_variant_gates_g_spe_by_the_threshold_and_official_by_positive_similarity():
+    for official, expected in ((False, [False, True]), (True, [True, True])):
+        config = AMGConfig(terms=("spe",), schedule="constant", constant_threshold=0.5, official=official)
+        policy = AMGPolicy(_ScriptedMonitor([0.2, 0.7]), config)
+        assert ["spe" in policy.guide(step).terms for step in _contexts(2)] == expected
+
+
+def _contexts(count, predict=None):
+    eps_u, eps_c = torch.zeros(1, 1), torch.ones(1, 1)
+    for index in range(count):
+        yield StepContext(
+            index, 900 - 50 * index, 0.5, torch.zeros(1, 1), eps_u, eps_c, 7.5, 1.0, predict, lambda x: (eps_u, eps_c)
+        )

@@ -127,3 +127,22 @@ def test_pixel_index_of_another_image_size_is_refused(tiny_sd):
     index = ReferenceIndex.from_images(images, [IndexEntry(i, "x") for i in range(3)], "pixel")
     with pytest.raises(ModelError, match="compares 16-px images but tiny-sd makes 32-px images"):
         SimilarityMonitor(backend, index)
+
+
+def test_g_sim_through_the_unet_differs_from_the_fixed_noise_gradient(emojimem_random, pixel_monitor):
+    always = {"terms": ("sim",), "schedule": "constant", "constant_threshold": -1.0, "c3": 10.0}
+    norms = []
+    for through_unet in (False, True):
+        policy = make_policy("amg", 7.5, pixel_monitor, sim_through_unet=through_unet, **always)
+        trace = Generation(emojimem_random, Request("cat", steps=2), policy, pixel_monitor).run()
+        norms.append(trace.mitigated.steps[0].scales["g_sim_norm"])
+    assert all(np.isfinite(norms)) and norms[0] != norms[1]
+
+
+def test_official_sd_preset_runs_and_records_the_recomputed_similarity(emojimem_random, pixel_monitor):
+    policy = make_policy(
+        "amg", 7.5, pixel_monitor, amg_preset="official-sd", schedule="constant", constant_threshold=-1.0
+    )
+    trace = Generation(emojimem_random, Request("cat", steps=3), policy, pixel_monitor).run()
+    assert trace.run["params"]["official"] is True
+    assert all("spe" in s.terms and "sigma_before_sim" in s.scales for s in trace.mitigated.steps)

@@ -28,6 +28,7 @@ class StepContext:
     cfg_scale: float
     cond_uncond_norm: float
     predict_with_caption: Callable[[str], torch.Tensor]  # ε(x_t, caption): one more UNet call (G_dup)
+    predict_pair: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # x ↦ (ε_u, ε_c) at this t
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,10 +51,19 @@ class SimilarityMonitor:
             return 1 - (feature - nearest).norm(dim=-1) / match.nl2_scale / 2
         return F.cosine_similarity(feature, nearest, dim=-1)
 
-    def gradient(self, x_t: torch.Tensor, eps: torch.Tensor, alpha_bar: float, match: Match) -> torch.Tensor:
-        """∇_{x_t} σ_t through decode and the feature extractor, with ε̂ held fixed inside x̂0 (official AMG code)."""
+    def gradient(
+        self,
+        x_t: torch.Tensor,
+        eps: torch.Tensor,
+        alpha_bar: float,
+        match: Match,
+        eps_of_x: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """∇_{x_t} σ_t through decode and the feature extractor. ε̂ is held fixed inside x̂0, as the official AMG code
+        does, unless `eps_of_x` recomputes it from x (the UNet then joins the differentiation)."""
         with torch.enable_grad():
             x = x_t.detach().requires_grad_(True)
-            sigma = self.similarity(predicted_x0(x, eps.detach(), alpha_bar), match)
+            eps_at_x = eps_of_x(x) if eps_of_x else eps.detach()
+            sigma = self.similarity(predicted_x0(x, eps_at_x, alpha_bar), match)
             (gradient,) = torch.autograd.grad(sigma.sum(), x)
         return gradient
