@@ -10,6 +10,7 @@ from memdemo import generate
 from memdemo.data import cli as data_cli
 from memdemo.errors import MemdemoError
 from memdemo.reference import cli as index_cli
+from memdemo.training import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_commands(commands)
     index_cli.add_commands(commands)
     generate.add_commands(commands)
+    train_cli.add_commands(commands)
     return parser
 
 

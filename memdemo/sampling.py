@@ -137,10 +137,7 @@ class Generation:
                 predict_with_caption,
                 predict_pair,
             )
-            if index > 0:
-                previous = self.trace.mitigated.steps[-1]
-                cause = ", ".join(TERM_NAMES.get(term, term) for term in previous.terms) or self.policy.name
-                check_finite(eps_um + eps_cm, context, f"the UNet after {cause} at step {previous.index} moved x_t")
+            self._check_prediction(eps_um + eps_cm, context)
             guided = self.policy.guide(context)
             eps_mit = check_finite(guided.eps, context, self.policy.name)
             baseline = Guided(classifier_free_guidance(eps_ub, eps_cb, request.cfg), scales={"cfg": request.cfg})
@@ -159,8 +156,19 @@ class Generation:
             x_mit = schedulers[1].step(eps_mit, t, x_mit).prev_sample
             yield update
 
-        final = torch.cat([x_base, x_mit])
-        self.decoded = backend.decode(final).float()
+        self._finish(torch.cat([x_base, x_mit]), started)
+
+    def _check_prediction(self, prediction: torch.Tensor, context: StepContext) -> None:
+        """A non-finite UNet output means the previous step's guidance pushed x_t out of range: name that term."""
+        if not self.trace.mitigated.steps:
+            return
+        previous = self.trace.mitigated.steps[-1]
+        cause = ", ".join(TERM_NAMES.get(term, term) for term in previous.terms) or self.policy.name
+        check_finite(prediction, context, f"the UNet after {cause} at step {previous.index} moved x_t")
+
+    def _finish(self, final: torch.Tensor, started: float) -> None:
+        """Decode both images, find their nearest training images and summarise the transition."""
+        self.decoded = self.backend.decode(final).float()
         self.images = dict(zip(("baseline", "mitigated"), to_uint8(self.decoded), strict=True))
         if self.monitor:
             trajectories = (self.trace.baseline, self.trace.mitigated)
@@ -169,11 +177,12 @@ class Generation:
         transition = self.trace.mitigated.transition_step
         if transition is not None:
             step = self.trace.mitigated.steps[transition]
+            fallback = "transition-fallback" in step.terms
             self.trace.run["transition"] = {
                 "step": transition,
                 "t": step.t,
                 "alpha_bar": step.alpha_bar,
-                "fallback": "transition-fallback" in step.terms,
+                "fallback": fallback,
             }
         self.trace.run["seconds"] = round(time.perf_counter() - started, 3)
 

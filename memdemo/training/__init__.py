@@ -1,0 +1,1 @@
+"""Training EmojiMem: the DDPM and Ambient objectives and the training loop."""

@@ -1,0 +1,44 @@
+"""`python -m memdemo train`: train EmojiMem with the DDPM or the Ambient objective (resumes from OUT/checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.training.trainer import DEFAULT_T_NATURE, OBJECTIVES, TrainConfig, train
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train EmojiMem (DDPM or Ambient), resumable")
+    defaults = TrainConfig()
+    parser.add_argument("--objective", required=True, choices=OBJECTIVES)
+    parser.add_argument(
+        "--t-nature", type=int, help=f"Ambient: noise level t_n of the stored copies (default {DEFAULT_T_NATURE})"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="model folder, e.g. assets/emojimem-ddpm")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.set_defaults(run=_train)
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = TrainConfig(
+        objective=args.objective,
+        t_nature=args.t_nature,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    card = train(config, EmojiMem.load(args.dataset), args.out, args.device)
+    print(json.dumps(card, indent=1))
