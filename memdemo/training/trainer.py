@@ -49,6 +49,7 @@ class TrainingData:
     embeddings: torch.Tensor
     uncond: torch.Tensor
     entries: torch.Tensor
+    nature: torch.Tensor | None = None
 
     @classmethod
     def from_dataset(cls, dataset: EmojiMem, encoder: MiniLMTextEncoder) -> TrainingData:
@@ -63,6 +64,16 @@ class TrainingData:
         )
         entries = torch.repeat_interleave(torch.arange(len(records)), torch.tensor([r.copies for r in records]))
         return cls(pixels / 127.5 - 1, embeddings, encoder([""]).embeddings, entries)
+
+    def sample(self, size: int, generator: torch.Generator, caption_dropout: float, timesteps: int, device: str):
+        """A random batch: clean images, their noisy copies (Ambient), caption states with dropout, t and noise."""
+        rows = self.entries[torch.randint(len(self.entries), (size,), generator=generator)]
+        t = torch.randint(0, timesteps, (size,), generator=generator)
+        noise = torch.randn((size, *self.images.shape[1:]), generator=generator)
+        drop = torch.rand(size, generator=generator) < caption_dropout
+        states = torch.where(drop[:, None, None], self.uncond, self.embeddings[rows])
+        nature = self.nature[rows].to(device) if self.nature is not None else None
+        return self.images[rows].to(device), nature, states.to(device), t.to(device), noise.to(device)
 
 
 def nature_copies(images: torch.Tensor, t_nature: int, alphas_cumprod: torch.Tensor, seed: int) -> torch.Tensor:
@@ -102,12 +113,11 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
     model = UNet2DConditionModel(**UNET_CONFIG).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    alphas = DDPMScheduler.from_config(SCHEDULE_CONFIG).alphas_cumprod.to(device)
+    alphas = DDPMScheduler.from_config(SCHEDULE_CONFIG).alphas_cumprod
     data = TrainingData.from_dataset(dataset, MiniLMTextEncoder(torch.device(device)))
-    images, embeddings, entries = data.images.to(device), data.embeddings.to(device), data.entries
-    nature = (
-        nature_copies(data.images, t_nature, alphas.cpu(), config.seed).to(device) if t_nature is not None else None
-    )
+    if t_nature is not None:
+        data.nature = nature_copies(data.images, t_nature, alphas, config.seed)
+    alphas = alphas.to(device)
     generator = torch.Generator().manual_seed(config.seed)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint, start, seconds = out / "checkpoint", 0, 0.0
@@ -118,18 +128,14 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
         start, seconds = state["step"], state["seconds"]
         generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
     log = (out / "train_log.jsonl").open("a", encoding="utf-8")
-    bar = tqdm(
-        range(start, config.steps), initial=start, total=config.steps, disable=not progress, desc=config.objective
-    )
+    steps = range(start, config.steps)
+    bar = tqdm(steps, initial=start, total=config.steps, disable=not progress, desc=config.objective)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
     started = time.perf_counter() - seconds
     for step in bar:
-        batch = entries[torch.randint(len(entries), (config.batch_size,), generator=generator)]
-        t = torch.randint(0, len(alphas), (config.batch_size,), generator=generator).to(device)
-        noise = torch.randn((config.batch_size, *images.shape[1:]), generator=generator).to(device)
-        drop = (torch.rand(config.batch_size, generator=generator) < config.caption_dropout).to(device)
-        x0, x_nature = images[batch], nature[batch] if nature is not None else None
-        states = torch.where(drop[:, None, None], data.uncond.to(device), embeddings[batch])
+        x0, x_nature, states, t, noise = data.sample(
+            config.batch_size, generator, config.caption_dropout, len(alphas), device
+        )
         x_t = noised_inputs(x0, x_nature, t, noise, t_nature, alphas)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
@@ -141,21 +147,19 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         ema_update(ema, model, step, config.ema_decay)
-        done = step + 1
+        done, elapsed = step + 1, time.perf_counter() - started
         if done % config.log_every == 0 or done == config.steps:
-            elapsed = time.perf_counter() - started
-            record = {
-                "step": done,
-                "loss": round(loss.item(), 5),
-                "lr": learning_rate(config, step),
-                "seconds": round(elapsed, 1),
-            }
-            log.write(json.dumps(record) + "\n")
+            record = {"step": done, "loss": round(loss.item(), 5), "lr": learning_rate(config, step)}
+            log.write(json.dumps({**record, "seconds": round(elapsed, 1)}) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if done % config.checkpoint_every == 0 or done == config.steps:
-            state = {"step": done, "config": asdict(config), "seconds": time.perf_counter() - started,
-                     "generator": generator.get_state().tolist()}  # fmt: skip
+            state = {
+                "step": done,
+                "config": asdict(config),
+                "seconds": elapsed,
+                "generator": generator.get_state().tolist(),
+            }
             save_checkpoint(checkpoint, model, ema, optimizer, state)
     log.close()
     card = {
