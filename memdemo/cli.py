@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from memdemo import generate
 from memdemo.data import cli as data_cli
 from memdemo.errors import MemdemoError
+from memdemo.evaluation import cli as evaluation_cli
 from memdemo.reference import cli as index_cli
 from memdemo.training import cli as train_cli
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     index_cli.add_commands(commands)
     generate.add_commands(commands)
     train_cli.add_commands(commands)
+    evaluation_cli.add_commands(commands)
     return parser
 
 

@@ -1,10 +1,11 @@
-"""Trace → matplotlib figure: d_t per step for both trajectories, and σ_t with the threshold λ_t."""
+"""Trace → matplotlib figures: d_t per step for both trajectories, and σ_t with the threshold λ_t."""
 
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from memdemo.trace import Trace
@@ -12,33 +13,55 @@ from memdemo.trace import Trace
 COLOURS = {"baseline": "#7f7f7f", "mitigated": "#d62728"}
 
 
-def trace_figure(trace: Trace) -> Figure:
-    """Two panels over denoising steps: ‖ε_c − ε_u‖ with the transition marked; σ_t, λ_t dashed, fired steps shaded."""
-    figure = Figure(figsize=(10, 3.6), layout="constrained")
-    norm_axes, similarity_axes = figure.subplots(1, 2)
+def draw_norm(axes: Axes, trace: Trace) -> None:
+    """‖ε_c − ε_u‖ per step for both trajectories, the transition point marked (Jain et al. 2025, Fig. 2)."""
     for name in ("baseline", "mitigated"):
         steps = getattr(trace, name).steps
-        x = [s.index for s in steps]
-        norm_axes.plot(x, [s.cond_uncond_norm for s in steps], color=COLOURS[name], label=name)
-        if steps and steps[0].similarity is not None:
-            similarity_axes.plot(x, [s.similarity for s in steps], color=COLOURS[name], label=f"σ_t {name}")
+        axes.plot([s.index for s in steps], [s.cond_uncond_norm for s in steps], color=COLOURS[name], label=name)
     mitigated = trace.mitigated.steps
     transition = trace.mitigated.transition_step
     if transition is not None:
         fallback = " fallback" if "transition-fallback" in mitigated[transition].terms else ""
         label = f"transition{fallback} (t = {mitigated[transition].t})"
-        norm_axes.axvline(transition, color=COLOURS["mitigated"], linestyle=":", label=label)
+        axes.axvline(transition, color=COLOURS["mitigated"], linestyle=":", label=label)
+    axes.set(title="‖ε_c − ε_u‖ per step (unsquared)", xlabel="denoising step", ylabel="norm")
+    if axes.lines:
+        axes.legend(fontsize=8)
+
+
+def draw_similarity(axes: Axes, trace: Trace) -> None:
+    """σ_t of x̂0 for both trajectories, λ_t dashed and the steps where guidance fired shaded (AMG Eq. 10)."""
+    for name in ("baseline", "mitigated"):
+        steps = getattr(trace, name).steps
+        if steps and steps[0].similarity is not None:
+            axes.plot([s.index for s in steps], [s.similarity for s in steps], color=COLOURS[name], label=name)
+    mitigated = trace.mitigated.steps
     if any(s.threshold is not None for s in mitigated):
-        similarity_axes.plot([s.index for s in mitigated], [s.threshold for s in mitigated], "k--", label="λ_t")
+        axes.plot([s.index for s in mitigated], [s.threshold for s in mitigated], "k--", label="λ_t")
     for s in mitigated:
         if s.active:
-            similarity_axes.axvspan(s.index - 0.5, s.index + 0.5, color=COLOURS["mitigated"], alpha=0.12, lw=0)
+            axes.axvspan(s.index - 0.5, s.index + 0.5, color=COLOURS["mitigated"], alpha=0.12, lw=0)
     feature = trace.run.get("feature") or "none"
-    norm_axes.set(title="‖ε_c − ε_u‖ per step (unsquared)", xlabel="denoising step", ylabel="norm")
-    similarity_axes.set(title=f"similarity σ_t of x̂0 to nearest training image ({feature})", xlabel="denoising step")
-    for axes in (norm_axes, similarity_axes):
-        if axes.lines:
-            axes.legend(fontsize=8)
+    axes.set(title=f"σ_t of x̂0 to the nearest training image ({feature})", xlabel="denoising step")
+    if axes.lines:
+        axes.legend(fontsize=8)
+
+
+def trace_figure(trace: Trace) -> Figure:
+    """Both panels side by side, titled with the run."""
+    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    norm_axes, similarity_axes = figure.subplots(1, 2)
+    draw_norm(norm_axes, trace)
+    draw_similarity(similarity_axes, trace)
     run = trace.run
     figure.suptitle(f"{run['model']} · {run['method']} · “{run['prompt']}” · seed {run['seed']}")
+    return figure
+
+
+def panel_figure(trace: Trace, draw, steps: int) -> Figure:
+    """One panel for the live UI, its x axis fixed to the run's length so that the curve grows left to right."""
+    figure = Figure(figsize=(5, 3.2), layout="constrained")
+    axes = figure.add_subplot()
+    draw(axes, trace)
+    axes.set_xlim(-0.5, steps - 0.5)
     return figure

@@ -1,0 +1,38 @@
+"""memdemo's Gradio demo: `python app.py` serves it at http://127.0.0.1:7860 (EmojiMem-DDPM, offline, CPU or GPU)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from memdemo.backends import MODELS
+from memdemo.ui.layout import build_demo
+from memdemo.ui.models import ModelRegistry
+
+DEFAULT_MODEL = os.environ.get("MEMDEMO_MODEL", "emojimem-ddpm")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Watch a diffusion model memorize, and watch mitigations remove it.")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"default model: {', '.join(MODELS)} (env MEMDEMO_MODEL)"
+    )
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    registry = ModelRegistry(args.device)
+    print(f"loading {args.model} ...", flush=True)
+    registry.get(args.model)
+    demo = build_demo(registry, args.model)
+    demo.queue(default_concurrency_limit=registry.concurrency * 2)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The "How it works" tab: the equations the engine implements and the papers they come from."""
+
+HOW_IT_WORKS = r"""
+### Classifier-free guidance and memorization
+Each step the model predicts the noise twice, with the prompt ($\epsilon_c$) and without it ($\epsilon_u$), and samples
+with $\hat\epsilon = \epsilon_u + s_0(\epsilon_c - \epsilon_u)$. A memorized prompt pulls hard towards one training
+image, so $\lVert\epsilon_c - \epsilon_u\rVert$ is large from the first steps (Wen et al.'s detection signal), and the
+predicted clean image $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ is already close to
+that image. The demo plots both, step by step, for the baseline and the mitigated run, which start from the same noise.
+
+### Similarity to the training set
+$\sigma_t$ compares $\hat x_0$ with its nearest training image. Pixel level (AMG Eq. 8):
+$\sigma = 1 - \mathrm{nL2}/2$, where nL2 is the distance to the nearest image divided by $\alpha$ times the mean
+distance to the 50 nearest ($\alpha = 0.5$). The copy threshold $\lambda$ on EmojiMem is calibrated so that only 5% of
+never-trained emoji reach it.
+
+### Anti-Memorization Guidance (AMG)
+Only while $\sigma_t$ exceeds $\lambda_t$ (Eq. 10), AMG adds up to three terms to the CFG noise:
+* **G_spe, despecification** (Eq. 12–13): lowers the guidance scale by $s_1 = \min(c_1\sigma_t, s_0 - 1)$ — the prompt
+  is too specific.
+* **G_dup, deduplication** (Eq. 14–15): guides away from the caption most duplicated among the nearest training images,
+  with $s_2 = \min(c_2\sigma_t, s_0 - s_1 - 1)$.
+* **G_sim, dissimilarity** (Eq. 16–17): $-c_3\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\sigma_t$ — pushes $x_t$ away from the
+  nearest training image itself. On EmojiMem duplicated captions *are* their own prompt, so G_spe and G_dup can only
+  lower the scale to 1, where the model still copies; G_sim is the term that removes the copy.
+
+### Transition point and opposite guidance
+Early steps decide the layout; that is where a memorized prompt's attraction basin catches the sample. Applying no
+guidance until a transition and full CFG afterwards escapes it: **STP** switches at a fixed $t$, **DTP** at the first
+local minimum of $\lVert\epsilon_c - \epsilon_u\rVert$ (Alg. 1), **OG** uses the opposite scale $-s$ before the
+switch (Eq. 5) to leave the basin faster.
+
+### Ambient training
+The EmojiMem-Ambient twin never saw a clean training image above noise level $t_n$: for $t > t_n$ it learns from one
+fixed noisy copy $x_{t_n}$ (Alg. 1, Eq. 6), which makes exact copies harder to learn at high noise.
+
+### Papers
+* Chen, Liu, Xu — *Towards Memorization-Free Diffusion Models* (CVPR 2024): AMG.
+* Jain, Kobayashi, Shibuya, Takida, Memon, Togelius, Mitsufuji — *Classifier-Free Guidance inside the Attraction
+  Basin May Cause Memorization* (CVPR 2025): transition point, opposite guidance.
+* Shah, Kalavasis, Klivans, Daras — *Does Generation Require Memorization? Creative Diffusion Models using Ambient
+  Diffusion* (2025): the Ambient objective.
+"""

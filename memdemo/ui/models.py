@@ -1,0 +1,74 @@
+"""The models the demo offers, loaded once and shared read-only by every request, each behind its own semaphore."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from huggingface_hub import try_to_load_from_cache
+
+from memdemo.backends import Backend, load_backend
+from memdemo.backends.stable_diffusion import DEFAULT_REPO
+from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.guidance import SimilarityMonitor
+from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
+from memdemo.reference.index import ReferenceIndex
+from memdemo.ui.live import Verdicts
+
+EMOJIMEM_INDEX = Path(__file__).resolve().parents[2] / "indexes" / "emojimem-pixel"
+LABELS = {
+    "emojimem-ddpm": "EmojiMem-DDPM (memorizes)",
+    "emojimem-ambient": "EmojiMem-Ambient (trained on noisy copies)",
+    "emojimem-random": "EmojiMem, random weights (tests)",
+    "sd-v1-4": "Stable Diffusion v1.4",
+}
+
+
+def stable_diffusion_available() -> bool:
+    """True when SD v1.4's weights are in the local Hugging Face cache (the demo never downloads at request time)."""
+    return isinstance(try_to_load_from_cache(DEFAULT_REPO, "unet/config.json"), str)
+
+
+def offered_models() -> list[str]:
+    """The demo's model choices: both EmojiMem twins, and SD v1.4 only when its weights can load offline."""
+    models = ["emojimem-ddpm", "emojimem-ambient"]
+    return [*models, "sd-v1-4"] if stable_diffusion_available() else models
+
+
+@dataclass
+class LoadedModel:
+    """A backend with its similarity monitor, how to judge a copy, and a limit on concurrent runs."""
+
+    backend: Backend
+    monitor: SimilarityMonitor | None
+    verdicts: Verdicts
+    slots: threading.BoundedSemaphore
+
+
+class ModelRegistry:
+    """Loads each model on first use; later requests share it (weights are never mutated by a run)."""
+
+    def __init__(self, device: str | None = None, concurrency: int | None = None) -> None:
+        self.device = device
+        self.concurrency = concurrency or int(os.environ.get("MEMDEMO_CONCURRENCY", "1"))
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> LoadedModel:
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = self._load(name)
+            return self._loaded[name]
+
+    def _load(self, name: str) -> LoadedModel:
+        backend = load_backend(name, self.device)
+        slots = threading.BoundedSemaphore(self.concurrency)
+        if not backend.name.startswith("emojimem"):
+            return LoadedModel(backend, None, Verdicts(None, "none"), slots)
+        monitor = SimilarityMonitor(backend, ReferenceIndex.load(EMOJIMEM_INDEX))
+        references = EmojiMem.load(DEFAULT_DIR).images
+        verdicts = Verdicts(EMOJIMEM_PIXEL_THRESHOLD, monitor.index.feature.name, np.asarray(references))
+        return LoadedModel(backend, monitor, verdicts, slots)

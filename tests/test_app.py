@@ -1,0 +1,152 @@
+"""The demo: control checks, run summaries, the page builds, and a client drives baseline and AMG end to end."""
+
+from __future__ import annotations
+
+import json
+import socket
+import zipfile
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+from memdemo.backends import ModelError
+from memdemo.trace import Final, Step, Trace
+from memdemo.ui.layout import build_demo, user_errors
+from memdemo.ui.live import Verdicts, summarize
+from memdemo.ui.models import ModelRegistry, offered_models
+from memdemo.ui.settings import MAX_PROMPT_CHARS, SettingsError, build_settings, clean_prompt, prompt_and_seed
+
+AMG = ["spe", "dup", "sim"]
+
+
+def controls(prompt="warning", seed=1, steps=4, cfg=7.5, terms=AMG, transition="off", **overrides):
+    values = {"prompt": prompt, "seed": seed, "steps": steps, "cfg": cfg, "scheduler": "ddim", "terms": terms}
+    values |= {"preset": "main", "c1": None, "c2": None, "c3": None, "schedule": "preset"}
+    values |= {"transition": transition, "switch_t": 500, "opposite": False, "og_scale": None} | overrides
+    return list(values.values())
+
+
+def test_prompt_cleaning_warns_on_empty_and_truncates_long_prompts():
+    assert clean_prompt("  red apple ") == ("red apple", [])
+    prompt, notes = clean_prompt(None)
+    assert prompt == "" and "unconditional" in notes[0]
+    prompt, notes = clean_prompt("x" * 10_000)
+    assert len(prompt) == MAX_PROMPT_CHARS and "10,000" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 0}, "steps must be between 1 and 200"),
+        ({"cfg": 99.0}, "CFG scale must be between 0 and 30"),
+        ({"seed": -1}, "seed must be between"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+        ({"c3": float("nan")}, "c3 must be between"),
+        ({"transition": "static"}, "untick the AMG terms"),
+        ({"transition": "sideways", "terms": []}, "transition point must be one of"),
+        ({"preset": "gentle"}, "AMG preset must be one of"),
+    ],
+)
+def test_bad_numbers_and_choices_are_rejected_with_the_fix(overrides, message):
+    values = dict(zip(["prompt", "seed", "steps", "cfg"], controls()[:4], strict=True)) | overrides
+    rest = controls(**values)
+    with pytest.raises(SettingsError, match=message):
+        build_settings(*rest)
+
+
+@pytest.mark.parametrize(
+    ("terms", "transition", "opposite", "method"),
+    [
+        (AMG, "off", False, "amg"),
+        ([], "off", False, "baseline"),
+        ([], "static", False, "stp"),
+        ([], "dynamic", True, "og-dtp"),
+    ],
+)
+def test_the_panel_selects_one_engine_method(terms, transition, opposite, method):
+    settings, _ = build_settings(*controls(terms=terms, transition=transition, opposite=opposite))
+    assert settings.method == method
+
+
+def test_opposite_scale_becomes_a_negative_pre_switch_scale():
+    settings, _ = build_settings(*controls(terms=[], transition="dynamic", opposite=True, og_scale=3.0))
+    assert settings.policy(None).pre_scale == -3.0
+    assert prompt_and_seed("", 7)[0].method == "baseline"
+
+
+def synthetic_trace(method: str = "amg") -> Trace:
+    trace = Trace(run={"method": method, "seconds": 1.25})
+    for index, (base, mitigated, active) in enumerate([(0.2, 0.2, False), (0.6, 0.5, True), (0.7, 0.3, True)]):
+        trace.baseline.steps.append(Step(index, 999 - index, 0.5, 1.0, similarity=base))
+        terms = ["sim"] if active else []
+        trace.mitigated.steps.append(
+            Step(index, 999 - index, 0.5, 1.0, similarity=mitigated, active=active, terms=terms)
+        )
+    trace.baseline.final, trace.mitigated.final = Final(similarity=0.82), Final(similarity=0.31)
+    return trace
+
+
+def test_summary_names_detection_step_fired_terms_and_similarity_change():
+    text = summarize(synthetic_trace(), threshold=0.45)
+    assert "copy detected at step 1 of 3" in text
+    assert "AMG fired on 2 of 3 steps (G_sim on 2)" in text
+    assert "0.82 → 0.31" in text and "3 steps in 1.2 s" in text
+
+
+def test_verdict_compares_with_the_calibrated_threshold():
+    verdicts = Verdicts(0.45, "pixel")
+    copy = verdicts.describe(Final(3, "warning", 0.6), "warning", done=True)
+    assert "**COPY**" in copy and "prompt's own training image" in copy
+    assert "not a copy" in verdicts.describe(Final(3, "warning", 0.3), "apple", done=False)
+    assert "not measured" in Verdicts(None, "none").describe(Final(), "x", done=True)
+
+
+def test_stable_diffusion_is_offered_only_with_local_weights_and_fails_with_a_message():
+    assert "sd-v1-4" not in offered_models()
+    with pytest.raises(gr.Error, match="cannot load Stable Diffusion"), user_errors():
+        ModelRegistry("cpu").get("sd-v1-4")
+    with pytest.raises(ModelError):
+        ModelRegistry("cpu").get("no-such-model")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client():
+    demo = build_demo(ModelRegistry("cpu"), "emojimem-ddpm", interval=0.0)
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    demo.close()
+
+
+def run_trace(result) -> dict:
+    with zipfile.ZipFile(result[-1]) as bundle:
+        assert {"trace.json", "baseline.png", "mitigated.png"} <= set(bundle.namelist())
+        return json.loads(bundle.read("trace.json"))
+
+
+@pytest.mark.parametrize(("terms", "method"), [([], "baseline"), (AMG, "amg")])
+def test_client_runs_baseline_and_amg_and_receives_images_and_trace(client, terms, method):
+    result = client.predict("emojimem-ddpm", *controls(terms=terms), api_name="/generate")
+    base_image, _, base_verdict, mitigated_image, _, _, _, _, strip, summary, _ = result
+    assert all(path for path in (base_image, mitigated_image, strip))
+    assert "σ =" in base_verdict and "steps in" in summary
+    trace = run_trace(result)
+    assert trace["run"]["method"] == method and trace["run"]["prompt"] == "warning"
+    assert len(trace["trajectories"]["mitigated"]["steps"]) == 4
+
+
+def test_client_gets_a_message_for_bad_input_and_the_app_keeps_serving(client):
+    with pytest.raises(Exception, match="less than minimum value 1"):
+        client.predict("emojimem-ddpm", *controls(steps=0), api_name="/generate")
+    with pytest.raises(Exception, match="c3 must be between 0 and 100000"):
+        client.predict("emojimem-ddpm", *controls(c3=-5.0), api_name="/generate")
+    result = client.predict("emojimem-ddpm", *controls(prompt="", terms=[]), api_name="/generate")
+    assert run_trace(result)["run"]["prompt"] == ""
