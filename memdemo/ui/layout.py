@@ -122,7 +122,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         switch_t = gr.Number(500, label="switch t (static / DTP fallback)", precision=0)
                     with gr.Row():
                         opposite = gr.Checkbox(False, label="Opposite guidance before the switch")
-                        og_scale = gr.Number(None, label="opposite scale (blank = s0)")
+                        og_scale = gr.Number(7.5, label="opposite guidance scale", minimum=0)
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")

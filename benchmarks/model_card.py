@@ -1,0 +1,125 @@
+"""EmojiMem's model card and the README's Results section, generated from the shipped weights and the evaluations.
+
+Run: python -m benchmarks.model_card → assets/emojimem-samples.png, assets/MODEL_CARD.md, README.md (Results block)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.guidance_speed import one_trajectory
+from memdemo.backends import load_backend
+from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.guidance import make_policy
+from memdemo.sampling import Generation, Request
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MODELS = ("emojimem-ddpm", "emojimem-ambient")
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def results_markdown() -> str:
+    """Every evaluation table under benchmarks/, headed by its folder."""
+    sections = []
+    for name in MODELS:
+        results = HERE / name / "results.md"
+        if results.is_file():
+            sections.append(f"**{name}** (`benchmarks/{name}/`)\n\n{results.read_text(encoding='utf-8').strip()}")
+    return "\n\n".join(sections)
+
+
+def replace_block(text: str, block: str) -> str:
+    """`text` with the part between the results markers replaced by `block`."""
+    pattern = re.compile(re.escape(RESULTS_START) + ".*?" + re.escape(RESULTS_END), re.S)
+    return pattern.sub(lambda _: f"{RESULTS_START}\n{block}\n{RESULTS_END}", text)
+
+
+def sample_sheet(dataset: EmojiMem, prompts: list[tuple[str, int]], seed: int, path: Path) -> None:
+    """Rows: DDPM samples, Ambient samples, the prompts' training images (blank for holdout); CFG 7.5, 50 DDIM."""
+    rows = []
+    for name in MODELS:
+        backend = load_backend(name, "cpu")
+        images = []
+        for caption, _ in prompts:
+            generation = Generation(backend, Request(caption, seed), make_policy("baseline", 7.5))
+            generation.run()
+            images.append(generation.images["baseline"])
+        rows.append(np.concatenate(images, 1))
+    blank = np.full_like(dataset.images[0], 255)
+    rows.append(np.concatenate([dataset.images[i] if i >= 0 else blank for _, i in prompts], 1))
+    sheet = np.concatenate(rows, 0)
+    Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(path)
+
+
+def cpu_seconds(repeats: int) -> float:
+    """Median wall time of one 50-step CFG sample (batch 2 per step) with the shipped DDPM model."""
+    backend = load_backend("emojimem-ddpm", "cpu")
+    request = Request("warning", steps=50)
+    one_trajectory(backend, request)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_trajectory(backend, request)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def training_rows() -> str:
+    """One table row per model from its config.json card and train_log.jsonl."""
+    lines = ["| model | objective | t_n (σ_VE) | steps | batch | lr | EMA | device | wall time | final loss |"]
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for name in MODELS:
+        card = json.loads((REPO / "assets" / name / "config.json").read_text(encoding="utf-8"))["card"]
+        log = (REPO / "assets" / name / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        losses = [json.loads(line)["loss"] for line in log[-10:]]
+        hp = card["hyperparameters"]
+        nature = "–" if card["t_nature"] is None else f"{card['t_nature']} ({card['sigma_ve_nature']:.2f})"
+        lines.append(
+            f"| {name} | {card['objective']} | {nature} | {card['steps_done']:,} | {hp['batch_size']} | {hp['lr']:g} "
+            f"| {hp['ema_decay']} | {card['device']} | {card['train_seconds'] / 60:.0f} min "
+            f"| {statistics.mean(losses):.3f} (mean of the last 10 logged) |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    dataset = EmojiMem.load(DEFAULT_DIR)
+    duplicated = [(r.caption, r.id) for r in dataset.records if r.copies > 1][:8]
+    holdout = [(r.caption, -1) for r in dataset.records if r.split == "holdout"][:4]
+    sample_sheet(dataset, duplicated + holdout, args.seed, REPO / "assets" / "emojimem-samples.png")
+    seconds = cpu_seconds(args.repeats)
+    results = results_markdown()
+    template = (HERE / "model_card_template.md").read_text(encoding="utf-8")
+    card = template.format(
+        training=training_rows(),
+        results=results or "No evaluation yet: run the commands above.",
+        seconds=f"{seconds:.2f}",
+        repeats=args.repeats,
+        machine=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        captions=", ".join(f"“{caption}”" for caption, _ in duplicated + holdout),
+        seed=args.seed,
+    )
+    (REPO / "assets" / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    readme = REPO / "README.md"
+    readme.write_text(replace_block(readme.read_text(encoding="utf-8"), results), encoding="utf-8")
+    print(f"wrote assets/MODEL_CARD.md, assets/emojimem-samples.png, README Results; CPU sample {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

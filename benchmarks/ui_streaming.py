@@ -1,0 +1,75 @@
+"""The same run through the CLI's engine call, the UI's streamed frames, and the served app via gradio_client.
+
+Run: python -m benchmarks.ui_streaming [--rounds 3] → benchmarks/ui_streaming.md (ratios from one interleaved run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from pathlib import Path
+
+import torch
+from gradio_client import Client
+
+from benchmarks.guidance_speed import interleaved_medians
+from memdemo.sampling import Generation
+from memdemo.ui.layout import build_demo
+from memdemo.ui.live import LiveRun
+from memdemo.ui.models import ModelRegistry
+from memdemo.ui.settings import RunSettings
+
+HERE = Path(__file__).resolve().parent
+MODEL = "emojimem-ddpm"
+SETTINGS = RunSettings(prompt="rescue worker's helmet", seed=1)
+CONTROLS = [SETTINGS.prompt, SETTINGS.seed, SETTINGS.steps, SETTINGS.cfg, "ddim", ["spe", "dup", "sim"], "main"]
+CONTROLS += [None, None, None, "preset", "off", 500, False, None]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=7899)
+    args = parser.parse_args()
+    registry = ModelRegistry("cpu")
+    model = registry.get(MODEL)
+
+    def generation() -> Generation:
+        policy = SETTINGS.policy(model.monitor)
+        return Generation(model.backend, SETTINGS.request(), policy, model.monitor, SETTINGS.method)
+
+    demo = build_demo(registry, MODEL)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)
+    runs = {
+        "CLI engine: Generation.run()": lambda: generation().run(),
+        "UI frames in process (plots every 0.5 s, previews, bundle)": lambda: list(
+            LiveRun(generation(), model.verdicts).frames()
+        ),
+        "served app through gradio_client (websocket, files)": lambda: client.predict(
+            MODEL, *CONTROLS, api_name="/generate"
+        ),
+    }
+    medians = interleaved_medians(runs, args.rounds)
+    demo.close()
+    reference = next(iter(medians.values()))
+    lines = [
+        "# UI streaming cost vs the CLI",
+        "",
+        f"`python -m benchmarks.ui_streaming --rounds {args.rounds}`: AMG main, “{SETTINGS.prompt}”, seed "
+        f"{SETTINGS.seed}, {SETTINGS.steps} DDIM steps, {MODEL} on CPU ({platform.machine()}, "
+        f"{torch.get_num_threads()} threads); median of {args.rounds} interleaved rounds after a warm-up.",
+        "Target: ≤ 1.25×.",
+        "",
+        "| path | median s | × CLI |",
+        "|---|---|---|",
+        *[f"| {name} | {seconds:.2f} | {seconds / reference:.2f} |" for name, seconds in medians.items()],
+        "",
+    ]
+    (HERE / "ui_streaming.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
