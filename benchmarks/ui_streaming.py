@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 from pathlib import Path
 
 import torch
 from gradio_client import Client
 
 from benchmarks.guidance_speed import interleaved_medians
+from memdemo.generate import write_outputs
 from memdemo.sampling import Generation
 from memdemo.ui.layout import build_demo
 from memdemo.ui.live import LiveRun
@@ -38,13 +40,19 @@ def main() -> None:
         policy = SETTINGS.policy(model.monitor)
         return Generation(model.backend, SETTINGS.request(), policy, model.monitor, SETTINGS.method)
 
+    def cli_run() -> None:
+        run = generation()
+        run.run()
+        with tempfile.TemporaryDirectory() as folder:
+            write_outputs(run, Path(folder))
+
     demo = build_demo(registry, MODEL)
     demo.queue(default_concurrency_limit=1)
     demo.launch(server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True)
     client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)
     runs = {
-        "CLI engine: Generation.run()": lambda: generation().run(),
-        "UI frames in process (plots every 0.5 s, previews, bundle)": lambda: list(
+        "CLI: Generation.run() + its outputs (PNGs, trace.json, plot.png)": cli_run,
+        "UI frames in process (adaptive frame spacing, plots, previews, bundle)": lambda: list(
             LiveRun(generation(), model.verdicts).frames()
         ),
         "served app through gradio_client (websocket, files)": lambda: client.predict(

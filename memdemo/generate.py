@@ -46,6 +46,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     generate.set_defaults(run=_generate)
 
 
+def write_outputs(generation: Generation, out: Path) -> None:
+    """baseline.png, image.png (mitigated), trace.json and plot.png of a finished generation."""
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(generation.images["baseline"]).save(out / "baseline.png")
+    Image.fromarray(generation.images["mitigated"]).save(out / "image.png")
+    (out / "trace.json").write_text(generation.trace.to_json() + "\n", encoding="utf-8")
+    trace_figure(generation.trace).savefig(out / "plot.png", dpi=110)
+
+
 def _generate(args: argparse.Namespace) -> None:
     backend = load_backend(args.model, args.device)
     index_path = args.index or (DEFAULT_INDEX if backend.name.startswith("emojimem") else None)
@@ -69,11 +78,7 @@ def _generate(args: argparse.Namespace) -> None:
     request = Request(args.prompt, args.seed, args.steps, args.cfg, args.scheduler)
     generation = Generation(backend, request, policy, monitor, args.method)
     trace = generation.run()
-    args.out.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(generation.images["baseline"]).save(args.out / "baseline.png")
-    Image.fromarray(generation.images["mitigated"]).save(args.out / "image.png")
-    (args.out / "trace.json").write_text(trace.to_json() + "\n", encoding="utf-8")
-    trace_figure(trace).savefig(args.out / "plot.png", dpi=110)
+    write_outputs(generation, args.out)
     for warning in trace.run["warnings"]:
         print(f"warning: {warning}")
     for name in ("baseline", "mitigated"):

@@ -150,3 +150,9 @@ def test_client_gets_a_message_for_bad_input_and_the_app_keeps_serving(client):
         client.predict("emojimem-ddpm", *controls(c3=-5.0), api_name="/generate")
     result = client.predict("emojimem-ddpm", *controls(prompt="", terms=[]), api_name="/generate")
     assert run_trace(result)["run"]["prompt"] == ""
+
+
+def test_two_clients_at_once_each_get_their_own_run(client):
+    jobs = [client.submit("emojimem-ddpm", *controls(seed=seed), api_name="/generate") for seed in (3, 4)]
+    seeds = [run_trace(job.result(timeout=120))["run"]["seed"] for job in jobs]
+    assert seeds == [3, 4]

@@ -17,3 +17,11 @@ def test_ci_runs_the_readme_test_command():
     test_command = _quickstart_commands()[1]
     assert "pytest" in test_command
     assert test_command in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_results_are_the_generated_tables():
+    from benchmarks.model_card import RESULTS_END, RESULTS_START, results_markdown
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(RESULTS_START)[1].split(RESULTS_END)[0].strip()
+    assert block == results_markdown().strip(), "regenerate with `python -m benchmarks.model_card`"

@@ -23,6 +23,7 @@ from memdemo.trace import Final, Step, Trace, Trajectory
 
 DISPLAY_SIZE = 256
 STRIP_FRAMES = 10
+OVERHEAD_FACTOR = 10
 
 
 @dataclass
@@ -136,16 +137,20 @@ class LiveRun:
     strip: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def frames(self) -> Iterator[Frame]:
+        """Frames spaced by `interval` of sampling, or by OVERHEAD_FACTOR × what the last frame cost (drawing it plus
+        the consumer's time to send it), so that streaming adds at most ~1/OVERHEAD_FACTOR to the run."""
         steps = self.generation.request.steps
         every = max(1, steps // STRIP_FRAMES)
-        last = 0.0
+        gap, last = self.interval, time.perf_counter()
         for update in self.generation:
             index = update.baseline.index
             if index % every == 0 or index == steps - 1:
                 self.strip.append(self._previews(update))
-            if time.perf_counter() - last >= self.interval and index < steps - 1:
-                last = time.perf_counter()
+            if time.perf_counter() - last >= gap and index < steps - 1:
+                started = time.perf_counter()
                 yield self._frame(update)
+                last = time.perf_counter()
+                gap = max(self.interval, OVERHEAD_FACTOR * (last - started))
         yield self._final()
 
     def _previews(self, update: StepUpdate) -> tuple[np.ndarray, np.ndarray]:
