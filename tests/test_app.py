@@ -12,7 +12,7 @@ from gradio_client import Client
 
 from memdemo.backends import ModelError
 from memdemo.trace import Final, Step, Trace
-from memdemo.ui.layout import build_demo, user_errors
+from memdemo.ui.layout import COMPARE, build_demo, user_errors
 from memdemo.ui.live import Verdicts, summarize
 from memdemo.ui.models import ModelRegistry, offered_models
 from memdemo.ui.settings import MAX_PROMPT_CHARS, SettingsError, build_settings, clean_prompt, prompt_and_seed
@@ -156,3 +156,10 @@ def test_two_clients_at_once_each_get_their_own_run(client):
     jobs = [client.submit("emojimem-ddpm", *controls(seed=seed), api_name="/generate") for seed in (3, 4)]
     seeds = [run_trace(job.result(timeout=120))["run"]["seed"] for job in jobs]
     assert seeds == [3, 4]
+
+
+def test_compare_tab_returns_the_baseline_and_every_method_with_its_similarity(client):
+    items = client.predict("emojimem-ddpm", "warning", 1, api_name="/compare")
+    captions = [item["caption"] for item in items]
+    assert captions[0].startswith("Baseline · σ = ") and len(captions) == 8
+    assert {caption.split(" · ")[0] for caption in captions[1:]} == set(COMPARE)
