@@ -181,7 +181,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             gr.Markdown("One prompt and seed, every method: the baseline first, each image with its similarity σ.")
             with gr.Row():
                 compare_prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt")
-                compare_seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                compare_seed = gr.Number(EXAMPLES[0][1], label="Seed", precision=0, minimum=0)
                 compare_model = gr.Dropdown(choices, value=default_model, label="Model")
             compare_button = gr.Button("Compare", variant="primary")
             grid = gr.Gallery(label="Baseline and every method", columns=4, object_fit="contain", format="png")
@@ -209,7 +209,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             gr.Markdown(measured_models())
             with gr.Row():
                 models_prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt")
-                models_seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                models_seed = gr.Number(EXAMPLES[0][1], label="Seed", precision=0, minimum=0)
             models_button = gr.Button("Sample both models", variant="primary")
             twins = gr.Gallery(label="EmojiMem-DDPM vs EmojiMem-Ambient (CFG 7.5, 50 DDIM steps)", columns=2)
 
