@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from memdemo.backends import load_backend
-from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.evaluation.prompts import load_prompts
 from memdemo.guidance import make_policy
 from memdemo.guidance.transition import is_transition
 from memdemo.sampling import Generation, Request
@@ -87,9 +87,8 @@ def main() -> None:
     axes.legend(fontsize=7, loc="lower right")
     figure.savefig(HERE / "detection_roc.png", dpi=110)
 
-    dataset = EmojiMem.load(DEFAULT_DIR)
-    duplicated = [r.caption for r in dataset.records if r.copies > 1][:CURVE_PROMPTS]
-    holdout = [r.caption for r in dataset.records if r.split == "holdout"][:CURVE_PROMPTS]
+    duplicated = [prompt.text for prompt in load_prompts("duplicated", CURVE_PROMPTS)]
+    holdout = [prompt.text for prompt in load_prompts("holdout", CURVE_PROMPTS)]
     figure = Figure(figsize=(6, 3.6), layout="constrained")
     axes = figure.add_subplot()
     lines += ["", f"d_t along the CFG trajectory, seed 1, the first {CURVE_PROMPTS} prompts of each set:", ""]

@@ -20,6 +20,8 @@ from PIL import Image
 from benchmarks.guidance_speed import one_trajectory
 from memdemo.backends import load_backend
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.evaluation.prompts import load_prompts
+from memdemo.evaluation.summary import published_results
 from memdemo.guidance import make_policy
 from memdemo.sampling import Generation, Request
 
@@ -31,12 +33,8 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 def results_markdown() -> str:
     """Every evaluation table under benchmarks/, headed by its folder."""
-    sections = []
-    for name in MODELS:
-        results = HERE / name / "results.md"
-        if results.is_file():
-            sections.append(f"**{name}** (`benchmarks/{name}/`)\n\n{results.read_text(encoding='utf-8').strip()}")
-    return "\n\n".join(sections)
+    tables = published_results(MODELS)
+    return "\n\n".join(f"**{name}** (`benchmarks/{name}/`)\n\n{table}" for name, table in tables.items())
 
 
 def replace_block(text: str, block: str) -> str:
@@ -100,8 +98,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     dataset = EmojiMem.load(DEFAULT_DIR)
-    duplicated = [(r.caption, r.id) for r in dataset.records if r.copies > 1][:8]
-    holdout = [(r.caption, -1) for r in dataset.records if r.split == "holdout"][:4]
+    duplicated = [(prompt.text, prompt.own_id) for prompt in load_prompts("duplicated", 8)]
+    holdout = [(prompt.text, -1) for prompt in load_prompts("holdout", 4)]
     sample_sheet(dataset, duplicated + holdout, args.seed, REPO / "assets" / "emojimem-samples.png")
     seconds = cpu_seconds(args.repeats)
     results = results_markdown()

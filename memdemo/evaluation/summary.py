@@ -10,9 +10,10 @@ import numpy as np
 
 from memdemo.evaluation.methods import EvaluationError
 from memdemo.evaluation.runner import SAMPLES_FILE, read_rows
+from memdemo.reference.metrics import NL2_COPY_THRESHOLD
 
-COPY_NL2 = 1.4  # the AMG paper's CIFAR-10 pixel-copy rule: nL2 < 1.4
 STRICT_NL2 = 1.0
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 COLUMNS = ("model", "prompt_set", "method", "n", "p95_similarity", "max_similarity", "copy_share_nl2_lt_1.4",
            "share_nl2_lt_1.0", "own_nn_rate", "own_n", "mean_seconds")  # fmt: skip
 
@@ -46,7 +47,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                 "n": len(members),
                 "p95_similarity": float(np.percentile(sims, 95)) if sims else None,
                 "max_similarity": max(sims) if sims else None,
-                "copy_share_nl2_lt_1.4": _share([v < COPY_NL2 for v in nl2s]),
+                "copy_share_nl2_lt_1.4": _share([v < NL2_COPY_THRESHOLD for v in nl2s]),
                 "share_nl2_lt_1.0": _share([v < STRICT_NL2 for v in nl2s]),
                 "own_nn_rate": _share(owns),
                 "own_n": len(owns),
@@ -94,3 +95,9 @@ def write_summary(out: Path) -> list[dict]:
         writer.writeheader()
         writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in table)
     return table
+
+
+def published_results(models: tuple[str, ...]) -> dict[str, str]:
+    """benchmarks/MODEL/results.md of each model that has been evaluated, by model name."""
+    files = {name: BENCHMARKS / name / "results.md" for name in models}
+    return {name: path.read_text(encoding="utf-8").strip() for name, path in files.items() if path.is_file()}

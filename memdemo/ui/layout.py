@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import gradio as gr
 import torch
 
 from memdemo.backends import SCHEDULERS
 from memdemo.errors import MemdemoError
+from memdemo.evaluation.summary import published_results
 from memdemo.guidance.amg import AMG_PRESETS, AMG_TERMS
 from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES
 from memdemo.sampling import Generation
@@ -20,7 +20,6 @@ from memdemo.ui.live import Frame, LiveRun, upscale
 from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
 from memdemo.ui.settings import TRANSITION_MODES, RunSettings, SettingsError, build_settings, prompt_and_seed
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # Duplicated captions the shipped DDPM model copies at these seeds (benchmarks/emojimem-ddpm/samples.jsonl),
 # a holdout caption it never saw, and a paraphrase.
 EXAMPLES = [
@@ -66,14 +65,10 @@ def gpu(function: Callable) -> Callable:
 
 def measured_models() -> str:
     """The DDPM-vs-Ambient tables written by `python -m memdemo evaluate` (never typed by hand)."""
-    sections = []
-    for name in ("emojimem-ddpm", "emojimem-ambient"):
-        results = BENCHMARKS / name / "results.md"
-        if results.is_file():
-            sections.append(f"#### {LABELS[name]}\n\n{results.read_text(encoding='utf-8')}")
-    if not sections:
+    tables = published_results(("emojimem-ddpm", "emojimem-ambient"))
+    if not tables:
         return "No measurements yet: run `python -m memdemo evaluate` (see README, Results)."
-    return "\n\n".join(sections)
+    return "\n\n".join(f"#### {LABELS[name]}\n\n{table}" for name, table in tables.items())
 
 
 def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.5) -> gr.Blocks:

@@ -38,7 +38,6 @@ class Frame:
     strip: np.ndarray
     summary: str = ""
     bundle: str | None = None
-    trace: Trace | None = None
 
 
 @dataclass
@@ -54,18 +53,18 @@ class Verdicts:
             return None
         return upscale(self.references[nearest_id])
 
-    def describe(self, final: Final | Step, prompt: str, done: bool) -> str:
+    def describe(self, record: Final | Step, prompt: str, done: bool) -> str:
         """'σ = 0.82 ≥ λ 0.45: a copy of #12 “warning” (the prompt's own training image)'."""
-        if final.similarity is None:
+        if record.similarity is None:
             return "No reference index for this model: similarity is not measured."
         when = "final image" if done else "current x̂0"
-        nearest = f"#{final.nearest_id} “{final.nearest_caption}”"
-        own = " — the prompt's own training image" if final.nearest_caption == prompt and prompt else ""
+        nearest = f"#{record.nearest_id} “{record.nearest_caption}”"
+        own = " — the prompt's own training image" if record.nearest_caption == prompt and prompt else ""
         if self.threshold is None:
-            return f"{when}: nearest {nearest}{own}, σ = {final.similarity:.2f} ({self.feature})"
-        copy = final.similarity >= self.threshold
+            return f"{when}: nearest {nearest}{own}, σ = {record.similarity:.2f} ({self.feature})"
+        copy = record.similarity >= self.threshold
         sign, word = ("≥", "COPY") if copy else ("<", "not a copy")
-        sigma = f"σ = {final.similarity:.2f} {sign} λ = {self.threshold:.2f}"
+        sigma = f"σ = {record.similarity:.2f} {sign} λ = {self.threshold:.2f}"
         return f"{when}: **{word}** — {sigma}; nearest {nearest}{own}"
 
 
@@ -189,5 +188,4 @@ class LiveRun:
             strip=strip_image(self.strip),
             summary=summarize(trace, self.verdicts.threshold),
             bundle=write_bundle(trace, generation.images),
-            trace=trace,
         )

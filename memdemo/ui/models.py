@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from huggingface_hub import try_to_load_from_cache
@@ -13,12 +12,12 @@ from huggingface_hub import try_to_load_from_cache
 from memdemo.backends import Backend, load_backend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
 from memdemo.reference.index import ReferenceIndex
 from memdemo.ui.live import Verdicts
 
-EMOJIMEM_INDEX = Path(__file__).resolve().parents[2] / "indexes" / "emojimem-pixel"
 LABELS = {
     "emojimem-ddpm": "EmojiMem-DDPM (memorizes)",
     "emojimem-ambient": "EmojiMem-Ambient (trained on noisy copies)",
@@ -68,7 +67,7 @@ class ModelRegistry:
         slots = threading.BoundedSemaphore(self.concurrency)
         if not backend.name.startswith("emojimem"):
             return LoadedModel(backend, None, Verdicts(None, "none"), slots)
-        monitor = SimilarityMonitor(backend, ReferenceIndex.load(EMOJIMEM_INDEX))
+        monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_INDEX))
         references = EmojiMem.load(DEFAULT_DIR).images
         verdicts = Verdicts(EMOJIMEM_PIXEL_THRESHOLD, monitor.index.feature.name, np.asarray(references))
         return LoadedModel(backend, monitor, verdicts, slots)
