@@ -1,12 +1,12 @@
-"""Memorization signals on EmojiMem-DDPM: ROC of ‖ε_c − ε_u‖ and σ for duplicated vs holdout prompts (Wen et al.'s
-detection, from the evaluation's samples.jsonl) and d_t per step for both kinds (the attraction-basin paper's Fig. 2).
+"""d_t = ‖ε_c − ε_u‖ per step on EmojiMem-DDPM for memorized (duplicated) and non-memorized (holdout) prompts, and
+where Alg. 1 finds its transition (the attraction-basin paper's Fig. 2). The detection ROC is part of
+`python -m memdemo evaluate` (benchmarks/emojimem-ddpm/results.md).
 
-Run: python -m benchmarks.detection → benchmarks/detection.md, detection_roc.png, detection_dt.png
+Run: python -m benchmarks.detection → benchmarks/detection.md, detection_dt.png
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +19,7 @@ from memdemo.guidance.transition import is_transition
 from memdemo.sampling import Generation, Request
 
 HERE = Path(__file__).resolve().parent
-SAMPLES = HERE / "emojimem-ddpm" / "samples.jsonl"
-SIGNALS = {
-    "norm_first": "‖ε_c − ε_u‖ at the first step",
-    "norm_mean": "‖ε_c − ε_u‖ averaged over steps",
-    "similarity": "σ of the final image",
-}
 CURVE_PROMPTS = 8
-
-
-def roc(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates over every threshold, highest score first."""
-    thresholds = np.unique(np.concatenate([positives, negatives]))[::-1]
-    fpr = np.array([0.0, *[(negatives >= t).mean() for t in thresholds]])
-    tpr = np.array([0.0, *[(positives >= t).mean() for t in thresholds]])
-    return fpr, tpr
-
-
-def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    """P(score of a positive > score of a negative), ties counted half (the Mann–Whitney form of ROC AUC)."""
-    greater = (positives[:, None] > negatives[None, :]).mean()
-    ties = (positives[:, None] == negatives[None, :]).mean()
-    return float(greater + ties / 2)
-
-
-def tpr_at(fpr: np.ndarray, tpr: np.ndarray, budget: float) -> float:
-    """The highest TPR whose FPR stays within `budget`."""
-    return float(tpr[fpr <= budget].max())
 
 
 def dt_curves(prompts: list[str], seed: int) -> tuple[np.ndarray, list[int | None]]:
@@ -61,37 +35,13 @@ def dt_curves(prompts: list[str], seed: int) -> tuple[np.ndarray, list[int | Non
 
 
 def main() -> None:
-    rows = [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
-    baseline = [row for row in rows if row["method"] == "baseline"]
-    kinds = {kind: [row for row in baseline if row["prompt_set"] == kind] for kind in ("duplicated", "holdout")}
-    lines = [
-        "# Memorization signals on EmojiMem-DDPM",
-        "",
-        f"`python -m benchmarks.detection`. ROC: baseline samples of `{SAMPLES.relative_to(HERE.parent)}`, "
-        f"{len(kinds['duplicated'])} duplicated-prompt samples (positives) vs {len(kinds['holdout'])} holdout-prompt "
-        "samples (negatives); CFG 7.5, 50 DDIM steps.",
-        "",
-        "| signal | ROC AUC | TPR at 1% FPR |",
-        "|---|---|---|",
-    ]
-    figure = Figure(figsize=(4.5, 4), layout="constrained")
-    axes = figure.add_subplot()
-    for key, label in SIGNALS.items():
-        positives = np.array([row[key] for row in kinds["duplicated"]])
-        negatives = np.array([row[key] for row in kinds["holdout"]])
-        fpr, tpr = roc(positives, negatives)
-        lines.append(f"| {label} | {auc(positives, negatives):.3f} | {tpr_at(fpr, tpr, 0.01):.2f} |")
-        axes.plot(fpr, tpr, label=label)
-    axes.plot([0, 1], [0, 1], "k:", lw=0.8)
-    axes.set(xlabel="false-positive rate (holdout)", ylabel="true-positive rate (duplicated)", title="ROC")
-    axes.legend(fontsize=7, loc="lower right")
-    figure.savefig(HERE / "detection_roc.png", dpi=110)
-
+    lines = ["# d_t on EmojiMem-DDPM: memorized vs non-memorized prompts", ""]
     duplicated = [prompt.text for prompt in load_prompts("duplicated", CURVE_PROMPTS)]
     holdout = [prompt.text for prompt in load_prompts("holdout", CURVE_PROMPTS)]
     figure = Figure(figsize=(6, 3.6), layout="constrained")
     axes = figure.add_subplot()
-    lines += ["", f"d_t along the CFG trajectory, seed 1, the first {CURVE_PROMPTS} prompts of each set:", ""]
+    lines += [f"`python -m benchmarks.detection`: d_t along the CFG trajectory, seed 1, the first {CURVE_PROMPTS}"]
+    lines += ["prompts of each set:", ""]
     lines += ["| prompts | mean d_t at step 0 / 10 / 25 / 49 | first strict local minimum of d_t (Alg. 1) |"]
     lines += ["|---|---|---|"]
     for name, prompts, colour in (("duplicated", duplicated, "#d62728"), ("holdout", holdout, "#1f77b4")):
@@ -106,7 +56,7 @@ def main() -> None:
     axes.set(xlabel="denoising step", ylabel="‖ε_c − ε_u‖", title="d_t: memorized vs non-memorized prompts")
     axes.legend(fontsize=8, loc="upper left")
     figure.savefig(HERE / "detection_dt.png", dpi=110)
-    lines += ["", "![ROC](detection_roc.png) ![d_t](detection_dt.png)", ""]
+    lines += ["", "![d_t](detection_dt.png)", ""]
     (HERE / "detection.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

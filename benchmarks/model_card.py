@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.guidance_speed import one_trajectory
 from memdemo.backends import load_backend
+from memdemo.bench import one_trajectory
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
-from memdemo.evaluation.summary import published_results
+from memdemo.evaluation.summary import KEY_COLUMNS, read_summary, table_markdown
 from memdemo.guidance import make_policy
+from memdemo.reference.copydet import DESCRIPTORS
 from memdemo.sampling import Generation, Request
 
 HERE = Path(__file__).resolve().parent
@@ -31,10 +32,41 @@ MODELS = ("emojimem-ddpm", "emojimem-ambient")
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+MAIN, MODELS_TABLE, SPEED = HERE / "emojimem-ddpm", HERE / "models", HERE / "speed-cpu.md"
+
+
+def _table(folder: Path, columns: tuple[str, ...], methods: tuple[str, ...] | None = None) -> str:
+    rows = read_summary(folder / "results.csv")
+    rows = [row for row in rows if methods is None or row["method"] in methods]
+    return "\n".join(table_markdown(rows, columns))
+
+
+def _section(path: Path, heading: str) -> str:
+    """The table lines of a Markdown file after `heading`."""
+    lines = path.read_text(encoding="utf-8").split(heading, 1)[1].strip().splitlines()
+    return "\n".join(line for line in lines if line.startswith("|"))
+
+
 def results_markdown() -> str:
-    """Every evaluation table under benchmarks/, headed by its folder."""
-    tables = published_results(MODELS)
-    return "\n\n".join(f"**{name}** (`benchmarks/{name}/`)\n\n{table}" for name, table in tables.items())
+    """The README's Results: the main table, DDPM vs Ambient, detection and speed, all read from benchmarks/."""
+    if not (MAIN / "results.csv").is_file():
+        return "No evaluation yet: run the commands in assets/MODEL_CARD.md."
+    parts = [
+        "**What each method does to memorization on EmojiMem-DDPM** (`benchmarks/emojimem-ddpm/results.md`, all "
+        "columns there; the legend is in the model card):",
+        _table(MAIN, KEY_COLUMNS),
+    ]
+    if (MODELS_TABLE / "results.csv").is_file():
+        parts += ["**DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
+        parts += [_table(MODELS_TABLE, ("model", *KEY_COLUMNS), ("baseline",))]
+    parts += [
+        "**Detection** (baseline samples, duplicated prompts vs holdout; `benchmarks/emojimem-ddpm/results.md`):",
+        _section(MAIN / "results.md", "## Detection"),
+        "![ROC](benchmarks/emojimem-ddpm/detection_roc.png)",
+    ]
+    if SPEED.is_file():
+        parts += [f"**Speed** (`{SPEED.relative_to(REPO)}`, `python -m memdemo bench`):", _section(SPEED, "# Speed")]
+    return "\n\n".join(parts)
 
 
 def replace_block(text: str, block: str) -> str:
@@ -91,6 +123,40 @@ def training_rows() -> str:
     return "\n".join(lines)
 
 
+def copydet_rows() -> str:
+    """One table row per descriptor from its config.json card, train_log.jsonl and calibration.json."""
+    header = ("descriptor", "steps", "batch", "device", "wall time", "final loss", "τ (90% precision)",
+              "copies detected at τ", "distinct flagged at τ", "at 0.5: detected / flagged")  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for folder in DESCRIPTORS.values():
+        path = REPO / "assets" / folder
+        card = json.loads((path / "config.json").read_text(encoding="utf-8"))["card"]
+        calibration = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
+        log = (path / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        loss = statistics.mean(json.loads(line)["loss"] for line in log[-5:])
+        loose = calibration["at_0.5"]
+        lines.append(
+            f"| `{folder}` | {card['steps_done']:,} | {card['hyperparameters']['batch_size']} | {card['device']} "
+            f"| {card['train_seconds'] / 60:.0f} min | {loss:.3f} | {calibration['threshold']:.3f} "
+            f"| {calibration['copies_detected']:.2f} | {calibration['distinct_flagged']:.2f} "
+            f"| {loose['copies_detected']:.2f} / {loose['distinct_flagged']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluation_markdown() -> str:
+    """Every results.md under benchmarks/ that an evaluation wrote, headed by its folder."""
+    folders = ("emojimem-ddpm", "emojimem-ambient", "emojimem-ddpm-pixel-amg", "models")
+    parts = []
+    for name in folders:
+        path = HERE / name / "results.md"
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").replace("# Evaluation results", "").strip()
+            text = text.replace("![ROC](detection_roc.png)", f"![ROC](../benchmarks/{name}/detection_roc.png)")
+            parts.append(f"### `benchmarks/{name}/`\n\n{text}")
+    return "\n\n".join(parts) or "No evaluation yet: run the commands above."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -106,7 +172,8 @@ def main() -> None:
     template = (HERE / "model_card_template.md").read_text(encoding="utf-8")
     card = template.format(
         training=training_rows(),
-        results=results or "No evaluation yet: run the commands above.",
+        copydet=copydet_rows(),
+        results=evaluation_markdown(),
         seconds=f"{seconds:.2f}",
         repeats=args.repeats,
         machine=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",

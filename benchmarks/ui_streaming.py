@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from gradio_client import Client
 
-from benchmarks.guidance_speed import interleaved_medians
+from memdemo.bench import interleaved_medians
 from memdemo.generate import write_outputs
 from memdemo.sampling import Generation
 from memdemo.ui.layout import build_demo

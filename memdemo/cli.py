@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from memdemo import generate
+from memdemo import bench, generate
 from memdemo.data import cli as data_cli
 from memdemo.errors import MemdemoError
 from memdemo.evaluation import cli as evaluation_cli
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_commands(commands)
     train_cli.add_commands(commands)
     evaluation_cli.add_commands(commands)
+    bench.add_commands(commands)
     return parser
 
 

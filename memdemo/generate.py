@@ -16,7 +16,7 @@ from memdemo.plots import trace_figure
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation, Request
 
-DEFAULT_INDEX = Path(__file__).resolve().parents[1] / "indexes" / "emojimem-pixel"
+DEFAULT_INDEX = Path(__file__).resolve().parents[1] / "indexes" / "emojimem-copydet-guide"
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -1,51 +1,71 @@
 import json
+import os
+import subprocess
 
 import pytest
-from conftest import SHIPPED_PIXEL_INDEX
+from conftest import REPO, SHIPPED_PIXEL_INDEX
 
 from memdemo.backends import load_backend
 from memdemo.cli import main
 from memdemo.evaluation import SAMPLES_FILE, load_prompts, run_evaluation, summarize, write_summary
-from memdemo.evaluation.runner import Settings, read_rows
+from memdemo.evaluation.detection import detection_table
+from memdemo.evaluation.runner import Settings, merge_shards, read_rows, row_key
 from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
 
 
-def _row(method, similarity, nl2, own, seconds, prompt_set="duplicated"):
-    return {"model": "m", "prompt_set": prompt_set, "method": method, "similarity": similarity, "nl2": nl2,
-            "own": own, "seconds": seconds}  # fmt: skip
+def _row(method, nl2, own, seconds, copydet=None, copydet_own=None, prompt_set="duplicated"):
+    return {"model": "m", "prompt_set": prompt_set, "method": method, "pixel_similarity": 1 - nl2 / 2, "nl2": nl2,
+            "own": own, "seconds": seconds, "copydet_similarity": copydet, "copydet_own": copydet_own}  # fmt: skip
 
 
 def test_summary_matches_hand_computed_numbers(tmp_path):
     rows = [
-        _row("baseline", 0.9, 0.2, True, 1.0),
-        _row("baseline", 0.5, 1.0, True, 2.0),
-        _row("baseline", 0.3, 1.39, False, 3.0),
-        _row("baseline", 0.1, 1.8, None, 6.0),
-        _row("amg-main", 0.2, 1.6, False, 4.0),
-        _row("amg-main", 0.25, 1.5, False, 2.0, prompt_set="holdout"),
+        _row("baseline", 0.2, True, 1.0, 0.95, True),
+        _row("baseline", 1.0, True, 2.0, 0.85, True),
+        _row("baseline", 1.39, False, 3.0, 0.45, False),
+        _row("baseline", 1.8, None, 6.0, 0.3, None),
+        _row("amg-main", 1.6, False, 4.0),
+        _row("amg-main", 1.5, False, 2.0, prompt_set="holdout"),
     ]
-    table = {(r["prompt_set"], r["method"]): r for r in summarize(rows)}
+    frechet = {("m", "duplicated", "baseline"): 2.5}
+    table = {(r["prompt_set"], r["method"]): r for r in summarize(rows, frechet, threshold=0.8)}
     base = table["duplicated", "baseline"]
     assert base["n"] == 4
-    # p95 by linear interpolation of sorted σ [0.1, 0.3, 0.5, 0.9]: position 0.95·3 = 2.85 → 0.5 + 0.85·0.4
-    assert base["p95_similarity"] == pytest.approx(0.84)
-    assert base["max_similarity"] == 0.9
+    # sorted copydet [0.3, 0.45, 0.85, 0.95]: 95th percentile at position 0.95·3 = 2.85 → 0.85 + 0.85·0.1
+    assert base["copydet_p95"] == pytest.approx(0.935) and base["copydet_max"] == 0.95
+    assert base["copy_share_copydet"] == pytest.approx(2 / 4) and base["share_copydet_gt_0.5"] == pytest.approx(2 / 4)
+    assert base["own_nn_copydet"] == pytest.approx(2 / 3)
+    # sorted nL2 [0.2, 1.0, 1.39, 1.8]: 5th percentile at position 0.15 → 0.2 + 0.15·0.8
+    assert base["nl2_p5"] == pytest.approx(0.32) and base["nl2_min"] == 0.2
     assert base["copy_share_nl2_lt_1.4"] == pytest.approx(3 / 4)  # 0.2, 1.0, 1.39
-    assert base["share_nl2_lt_1.0"] == pytest.approx(1 / 4)  # 1.0 itself is not < 1.0
-    assert base["own_nn_rate"] == pytest.approx(2 / 3) and base["own_n"] == 3
-    assert base["mean_seconds"] == pytest.approx(3.0)
+    assert base["share_nl2_lt_1.6"] == pytest.approx(3 / 4)  # 1.8 is not
+    assert base["own_nn_pixel"] == pytest.approx(2 / 3)
+    assert base["frechet_copydet"] == 2.5 and base["mean_seconds"] == pytest.approx(3.0)
     amg = table["duplicated", "amg-main"]
-    assert (amg["n"], amg["copy_share_nl2_lt_1.4"], amg["own_nn_rate"]) == (1, 0.0, 0.0)
+    assert (amg["n"], amg["copy_share_nl2_lt_1.4"], amg["share_nl2_lt_1.6"], amg["own_nn_pixel"]) == (1, 0.0, 0.0, 0.0)
+    assert amg["copydet_p95"] is None and amg["copy_share_copydet"] is None and amg["frechet_copydet"] is None
     assert table["holdout", "amg-main"]["n"] == 1
 
     (tmp_path / SAMPLES_FILE).write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn", encoding="utf-8")
     write_summary(tmp_path)
     csv_lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv_lines) == 4 and csv_lines[1].startswith("m,duplicated,baseline,4,")
-    assert "| m | duplicated | baseline | 4 | 0.840 | 0.900 | 0.750 | 0.250 | 0.667 | 3.00 |" in (
-        tmp_path / "results.md"
-    ).read_text(encoding="utf-8")
+    markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| m | duplicated | baseline | 4 | 0.935 | 0.950 | – | 0.500 | 0.667 | 0.320 | 0.200 | 0.750 |" in markdown
+
+
+def test_detection_table_by_hand(tmp_path):
+    rows = [
+        {**_row("baseline", 1.0, True, 1.0), "norm_first": first, "norm_mean": first, "prompt_set": kind}
+        for first, kind in [(3.0, "duplicated"), (2.0, "duplicated"), (2.5, "holdout"), (1.0, "holdout")]
+    ]
+    table = {row["signal"]: row for row in detection_table(rows)}
+    # pairs (pos > neg): 3>2.5, 3>1, 2>1, 2<2.5 → 3/4; the top score is a positive, so TPR 0.5 at FPR 0
+    assert table["norm_first"]["auc"] == pytest.approx(0.75)
+    assert table["norm_first"]["tpr_at_1pct_fpr"] == pytest.approx(0.5)
+    assert table["pixel_similarity"]["auc"] == pytest.approx(0.5)  # all equal: ties count half
+    assert "copydet_similarity" not in table  # no copydet scores in these rows
 
 
 def test_run_records_baseline_once_and_resumes(tmp_path):
@@ -86,3 +106,57 @@ def test_prompt_sets_are_deterministic(emojimem, tmp_path):
 def test_bad_input_gives_a_clear_error(tmp_path, capsys, argv, message):
     assert main(["evaluate", "--model", "emojimem-random", "--out", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def _evaluate_args(out, *extra):
+    return ["evaluate", "--model", "emojimem-random", "--prompts", "duplicated", "--limit", "3", "--seeds", "1",
+            "--steps", "2", "--methods", "dtp", "--score-index", "none", "--quiet", "--out", str(out),
+            *extra]  # fmt: skip
+
+
+def test_accelerate_launch_shards_prompts_and_merges(tmp_path):
+    """Two CPU processes under `accelerate launch` split the prompts and rank 0 merges: same rows as one process."""
+    assert main(_evaluate_args(tmp_path / "single")) == 0
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "memdemo"]  # fmt: skip
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([*launch, *_evaluate_args(tmp_path / "sharded")], env=environment, capture_output=True,
+                            text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "shard 1/2" in result.stdout and "shard 2/2" in result.stdout and "merged 6 rows" in result.stdout
+    assert not list((tmp_path / "sharded").glob("samples.rank*"))
+
+    def by_key(folder):
+        return {row_key(r): (r["nl2"], r["norm_first"]) for r in read_rows(folder / SAMPLES_FILE)}
+
+    single, sharded = by_key(tmp_path / "single"), by_key(tmp_path / "sharded")
+    assert sharded.keys() == single.keys() and len(single) == 6
+    assert all(sharded[key] == pytest.approx(single[key], rel=1e-4) for key in single)
+    assert (tmp_path / "sharded" / "results.md").is_file()
+
+
+def test_a_second_shard_layout_resumes_from_merged_and_unmerged_rows(tmp_path):
+    """Rows in samples.jsonl and in a shard file left by an interrupted run are not sampled again."""
+    assert main(_evaluate_args(tmp_path)) == 0
+    rows = read_rows(tmp_path / SAMPLES_FILE)
+    (tmp_path / SAMPLES_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows[:4]), encoding="utf-8")
+    (tmp_path / "samples.rank1-of-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    assert run_evaluation(*_run_args(tmp_path)) == 0
+    assert merge_shards(tmp_path) == 2 and len(read_rows(tmp_path / SAMPLES_FILE)) == 6
+
+
+def _run_args(out):
+    backend = load_backend("emojimem-random", "cpu")
+    monitor = SimilarityMonitor(backend, ReferenceIndex.load(SHIPPED_PIXEL_INDEX))
+    prompts = load_prompts("duplicated", limit=3)
+    return backend, monitor, prompts, "duplicated", range(1), ["dtp"], out, Settings(steps=2), False
+
+
+def test_bench_reports_every_method_with_a_ratio_to_cfg(tmp_path, capsys):
+    out = tmp_path / "speed.md"
+    argv = ["bench", "--model", "emojimem-random", "--methods", "amg-main,dtp", "--steps", "2", "--rounds", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    for name in ("plain CFG, one trajectory", "| baseline |", "| amg-main |", "| dtp |", "gate open at every step"):
+        assert name in text
+    assert "| baseline | " in text and "| 1.00× |" in text

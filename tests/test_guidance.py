@@ -6,8 +6,10 @@ import torch
 from conftest import SHIPPED_PIXEL_INDEX
 
 from memdemo.guidance.amg import (
+    COPYDET_C3,
     AMGConfig,
     AMGPolicy,
+    amg_config,
     deduplication_guidance,
     deduplication_scale,
     despecification_guidance,
@@ -64,8 +66,20 @@ def test_official_threshold_at_ddim_timesteps():
     assert official_threshold(501) == pytest.approx(0.30817, abs=1e-5)
     assert official_threshold(1) == pytest.approx(0.39950, abs=1e-5)
     assert threshold_at("constant", 700, 0.42) == 0.42
+    # calibrated: τ − 0.1 + 0.1·exp(−0.005·t) → τ at t = 0, τ − 0.1 + 0.1·e^−5 at t = 1000
+    assert threshold_at("calibrated", 0, 0.9) == pytest.approx(0.9)
+    assert threshold_at("calibrated", 1000, 0.9) == pytest.approx(0.8 + 0.1 * math.exp(-5))
+    assert threshold_at("calibrated", 200, 0.9) == pytest.approx(0.8 + 0.1 * math.exp(-1))
     with pytest.raises(ValueError, match="choose one of"):
         threshold_at("parabolic", 1)
+
+
+def test_a_calibrated_descriptor_gets_its_own_presets_and_threshold():
+    main = amg_config("main", "cosine", calibrated=0.87)
+    assert (main.schedule, main.constant_threshold, main.c3) == ("calibrated", 0.87, COPYDET_C3)
+    strong = amg_config("strong", "cosine", calibrated=0.87, c1=5.0)
+    assert (strong.c1, strong.c3, strong.constant_threshold) == (5.0, 5 * COPYDET_C3, 0.87)
+    assert amg_config("main", "cosine").schedule == "official"
 
 
 def test_emojimem_pixel_threshold_is_the_recorded_calibration(emojimem):

@@ -10,18 +10,20 @@ class EvaluationError(MemdemoError, ValueError):
     """Bad evaluation input: an unknown method or prompt set, or a missing prompt file."""
 
 
-# name → (make_policy method, AMG preset, AMG terms or None for all)
-METHODS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
-    "baseline": ("baseline", "main", None),
-    "amg-main": ("amg", "main", None),
-    "amg-strong": ("amg", "strong", None),
-    "amg-spe": ("amg", "main", ("spe",)),
-    "amg-dup": ("amg", "main", ("dup",)),
-    "amg-sim": ("amg", "main", ("sim",)),
-    "stp": ("stp", "main", None),
-    "dtp": ("dtp", "main", None),
-    "og-stp": ("og-stp", "main", None),
-    "og-dtp": ("og-dtp", "main", None),
+# name → (make_policy method, AMG preset, AMG overrides: a subset of terms or another threshold schedule)
+METHODS: dict[str, tuple[str, str, dict]] = {
+    "baseline": ("baseline", "main", {}),
+    "amg-main": ("amg", "main", {}),
+    "amg-strong": ("amg", "strong", {}),
+    "amg-spe": ("amg", "main", {"terms": ("spe",)}),
+    "amg-dup": ("amg", "main", {"terms": ("dup",)}),
+    "amg-sim": ("amg", "main", {"terms": ("sim",)}),
+    "amg-no-sim": ("amg", "main", {"terms": ("spe", "dup")}),
+    "amg-constant-threshold": ("amg", "main", {"schedule": "constant"}),
+    "stp": ("stp", "main", {}),
+    "dtp": ("dtp", "main", {}),
+    "og-stp": ("og-stp", "main", {}),
+    "og-dtp": ("og-dtp", "main", {}),
 }
 METHOD_NAMES = tuple(METHODS)
 
@@ -39,5 +41,5 @@ def make_method_policy(name: str, cfg: float, monitor: SimilarityMonitor | None)
     """A fresh policy for one generation of the named evaluation method."""
     if name not in METHODS:
         raise EvaluationError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    method, preset, terms = METHODS[name]
-    return make_policy(method, cfg, monitor, amg_preset=preset, terms=terms)
+    method, preset, overrides = METHODS[name]
+    return make_policy(method, cfg, monitor, amg_preset=preset, **overrides)

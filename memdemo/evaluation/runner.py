@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
 from tqdm import tqdm
 
 from memdemo.backends import Backend
@@ -17,6 +20,7 @@ from memdemo.sampling import Generation, Request
 from memdemo.trace import Trace, Trajectory
 
 SAMPLES_FILE = "samples.jsonl"
+IMAGES_DIR = "images"
 KEY_FIELDS = ("model", "prompt_set", "prompt", "seed", "method", "steps", "cfg", "scheduler")
 
 
@@ -29,9 +33,52 @@ class Settings:
     scheduler: str = "ddim"
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the jobs: every `count`-th (prompt, seed) from `rank`, in its own samples file."""
+
+    rank: int = 0
+    count: int = 1
+
+    @classmethod
+    def from_environment(cls) -> Shard:
+        """RANK / WORLD_SIZE as `accelerate launch` and `torchrun` set them; one shard otherwise."""
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
+    @property
+    def samples_file(self) -> str:
+        return SAMPLES_FILE if self.count == 1 else f"samples.rank{self.rank}-of-{self.count}.jsonl"
+
+
+def shard_files(out: Path) -> list[Path]:
+    """Samples files that shards wrote and that are not merged yet."""
+    return sorted(out.glob("samples.rank*-of-*.jsonl"))
+
+
+def merge_shards(out: Path) -> int:
+    """Append the shards' rows not yet in OUT/samples.jsonl, then delete the shard files; returns rows added."""
+    path = out / SAMPLES_FILE
+    done = {row_key(row) for row in read_rows(path)}
+    added = 0
+    for shard in shard_files(out):
+        for row in read_rows(shard):
+            if row_key(row) not in done:
+                _append(path, row)
+                done.add(row_key(row))
+                added += 1
+        shard.unlink()
+    return added
+
+
 def row_key(row: dict) -> tuple:
     """What identifies a sample: a rerun skips rows with a key already in the file."""
     return tuple(row.get(field) for field in KEY_FIELDS)
+
+
+def image_name(row: dict) -> str:
+    """A file name for a sample's image, unique per key and safe for any prompt text."""
+    digest = hashlib.sha1(json.dumps(row_key(row), ensure_ascii=False).encode()).hexdigest()[:16]
+    return f"{IMAGES_DIR}/{digest}.png"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -54,6 +101,7 @@ def sample_row(trajectory: Trajectory, trace: Trace, prompt: Prompt, base: dict,
     return {
         **base,
         "method": method,
+        "image": image_name({**base, "method": method}),
         "own_id": prompt.own_id,
         "nearest_id": final.nearest_id,
         "nearest_caption": final.nearest_caption,
@@ -84,18 +132,20 @@ def run_evaluation(
     out: Path,
     settings: Settings = Settings(),
     progress: bool = True,
+    shard: Shard = Shard(),
 ) -> int:
-    """Sample every (prompt, seed, method) not yet in OUT/samples.jsonl; returns the number of rows written.
+    """Sample every (prompt, seed, method) of this shard not yet in OUT; returns the number of rows written.
 
     Each Generation yields a baseline and a mitigated image from the same x_T: the baseline is recorded once per
     (prompt, seed) as method "baseline", the mitigated image under the method's name. `seconds` is the wall time of
-    the Generation that made the row (both trajectories, batched).
+    the Generation that made the row (both trajectories, batched). Each image is saved as OUT/images/KEY.png so
+    that the summary can score it with a descriptor independent of the one guidance followed.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / SAMPLES_FILE
-    done = {row_key(row) for row in read_rows(path)}
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    path = out / shard.samples_file
+    done = {row_key(row) for file in [out / SAMPLES_FILE, *shard_files(out)] for row in read_rows(file)}
     mitigations = [method for method in methods if method != "baseline"]
-    jobs = [(prompt, seed) for prompt in prompts for seed in seeds]
+    jobs = [(prompt, seed) for prompt in prompts for seed in seeds][shard.rank :: shard.count]
     written = 0
     for prompt, seed in tqdm(jobs, desc=f"{backend.name} {prompt_set}", unit="sample", disable=not progress):
         base = {"model": backend.name, "prompt_set": prompt_set, "prompt": prompt.text, "seed": seed}
@@ -107,13 +157,15 @@ def run_evaluation(
         for method in pending:
             request = Request(prompt.text, seed, settings.steps, settings.cfg, settings.scheduler)
             policy = make_method_policy(method, settings.cfg, monitor)
-            trace = Generation(backend, request, policy, monitor, method).run()
-            rows = [sample_row(trace.mitigated, trace, prompt, base, method)] if method != "baseline" else []
-            if need_baseline:
-                rows.insert(0, sample_row(trace.baseline, trace, prompt, base, "baseline"))
-                need_baseline = False
-            for row in rows:
+            generation = Generation(backend, request, policy, monitor, method)
+            trace = generation.run()
+            outputs = [("baseline", "baseline")] if need_baseline else []
+            outputs += [(method, "mitigated")] if method != "baseline" else []
+            for name, trajectory in outputs:
+                row = sample_row(getattr(trace, trajectory), trace, prompt, base, name)
+                Image.fromarray(generation.images[trajectory]).save(out / row["image"])
                 _append(path, row)
                 done.add(row_key(row))
-            written += len(rows)
+            need_baseline = False
+            written += len(outputs)
     return written

@@ -50,7 +50,9 @@ def make_policy(
     if method == "amg":
         if monitor is None:
             raise GuidanceError("AMG needs a reference index: pass --index indexes/emojimem-pixel (or another)")
-        return AMGPolicy(monitor, amg_config(amg_preset, monitor.index.feature.metric, **amg_overrides))
+        feature = monitor.index.feature
+        calibrated = getattr(feature, "threshold", None)
+        return AMGPolicy(monitor, amg_config(amg_preset, feature.metric, calibrated, **amg_overrides))
     if method in ("stp", "dtp", "og-stp", "og-dtp"):
         default = -cfg if method.startswith("og") else 0.0
         scale = default if pre_scale is None else pre_scale

@@ -15,6 +15,7 @@ from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES, threshold_at
 from memdemo.reference.index import Match
 
 AMG_TERMS = ("spe", "dup", "sim")
+COPYDET_C3 = 300.0
 
 
 def despecification_scale(sigma: float, c1: float, s0: float) -> float:
@@ -68,6 +69,8 @@ class AMGConfig:
 # The paper gives no constants. c1 = 13 is the official code's (s1 reaches s0 − 1 = 6.5 at σ = 0.5); c2 = 6.5/0.3
 # lets s2 reach its cap at σ = 0.3, as the official c2 = (s0 − 1 − s1)/0.3 does. c3 is per similarity: ‖∇σ‖ of the
 # pixel nL2 is small, so pixel G_sim needs ≈1e3 to act (research/probe-training.md); cosine uses the official 100.
+# A cosine descriptor with its own calibrated copy threshold τ (copydet) gets λ_t ending at τ; its c3 was chosen on
+# EmojiMem by eye and by the scoring descriptor (benchmarks/amg_copydet_c3.md).
 # `strong` doubles c1, c2 and multiplies c3 by 5, the paper's "increasing AMG's guidance scale".
 PRESETS = {
     ("main", "l2"): AMGConfig(c3=1e3, schedule="emojimem-pixel"),
@@ -76,16 +79,24 @@ PRESETS = {
     ("strong", "cosine"): AMGConfig(c1=26.0, c2=43.4, c3=500.0, schedule="official"),
     ("official-sd", "l2"): AMGConfig(c1=13.0, c3=100.0, schedule="official", official=True),
     ("official-sd", "cosine"): AMGConfig(c1=13.0, c3=100.0, schedule="official", official=True),
+    ("main", "calibrated"): AMGConfig(c3=COPYDET_C3, schedule="calibrated"),
+    ("strong", "calibrated"): AMGConfig(c1=26.0, c2=43.4, c3=5 * COPYDET_C3, schedule="calibrated"),
+    ("official-sd", "calibrated"): AMGConfig(c1=13.0, c3=100.0, schedule="official", official=True),
 }
 AMG_PRESETS = ("main", "strong", "official-sd")
 OFFICIAL_DUP_HOLD_STEPS = 10
 
 
-def amg_config(preset: str, metric: str, **overrides) -> AMGConfig:
-    """A preset for the index's similarity kind, with any non-None overrides (c1, c2, c3, terms, schedule ...)."""
-    if (preset, metric) not in PRESETS:
+def amg_config(preset: str, metric: str, calibrated: float | None = None, **overrides) -> AMGConfig:
+    """A preset for the index's similarity kind (a feature with a calibrated threshold τ gets the `calibrated`
+    presets, with τ as constant_threshold), with any non-None overrides (c1, c2, c3, terms, schedule ...)."""
+    kind = "calibrated" if calibrated is not None else metric
+    if (preset, kind) not in PRESETS:
         raise GuidanceError(f"unknown AMG preset {preset!r}; choose one of: {', '.join(AMG_PRESETS)}")
-    config = replace(PRESETS[preset, metric], **{k: v for k, v in overrides.items() if v is not None})
+    base = PRESETS[preset, kind]
+    if calibrated is not None:
+        base = replace(base, constant_threshold=calibrated)
+    config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
     unknown = set(config.terms) - set(AMG_TERMS)
     if unknown or not config.terms:
         raise GuidanceError(f"AMG terms must be a non-empty subset of {', '.join(AMG_TERMS)}, got {config.terms}")

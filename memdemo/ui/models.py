@@ -69,5 +69,6 @@ class ModelRegistry:
             return LoadedModel(backend, None, Verdicts(None, "none"), slots)
         monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_INDEX))
         references = EmojiMem.load(DEFAULT_DIR).images
-        verdicts = Verdicts(EMOJIMEM_PIXEL_THRESHOLD, monitor.index.feature.name, np.asarray(references))
+        threshold = getattr(monitor.index.feature, "threshold", EMOJIMEM_PIXEL_THRESHOLD)
+        verdicts = Verdicts(threshold, monitor.index.feature.name, np.asarray(references))
         return LoadedModel(backend, monitor, verdicts, slots)

@@ -1,0 +1,176 @@
+"""Train copydet contrastively on EmojiMem's training emoji (SimCLR's NT-Xent, as SSCD does) and calibrate its copy
+threshold the way SSCD is calibrated: the cosine at which copy edits are told from distinct emoji at ≥ 90% precision."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from memdemo.data.emojimem import EmojiMem
+from memdemo.errors import MemdemoError
+from memdemo.reference.copydet import CALIBRATION_FILE, CopydetConfig, CopyDetector, save_copydet
+from memdemo.reference.features import images_to_tensor
+from memdemo.training.augment import copy_edit
+from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
+from memdemo.training.trainer import ema_update, learning_rate
+
+TARGET_PRECISION = 0.9
+
+
+@dataclass(frozen=True)
+class CopydetTrainConfig:
+    """Hyperparameters; research/probe-training.md: NT-Xent at τ = 0.1, batch 128, ~1,000 steps on CPU."""
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    temperature: float = 0.1
+    ema_decay: float = 0.995
+    noise_aware: bool = False
+    input_blur: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 50
+
+
+def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's NT-Xent: each of the 2N unit embeddings must pick its pair's view among the other 2N − 1."""
+    embeddings = torch.cat([first, second])
+    logits = embeddings @ embeddings.T / temperature
+    logits = logits.masked_fill(torch.eye(len(embeddings), dtype=torch.bool, device=logits.device), float("-inf"))
+    n = len(first)
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(logits.device)
+    return F.cross_entropy(logits, targets)
+
+
+def training_images(dataset: EmojiMem) -> torch.Tensor:
+    """The unique training-split images in [0, 1]: holdout emoji stay unseen, so calibration on them is fair."""
+    ids = dataset.ids("train")
+    if not ids:
+        raise MemdemoError("the dataset has no training split; rebuild it with `python -m memdemo data build-emojimem`")
+    return images_to_tensor(dataset.images[ids])
+
+
+def train_copydet(
+    config: CopydetTrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu", progress: bool = True
+) -> CopyDetector:
+    """Train (resuming from out/checkpoint), write the EMA descriptor to `out`, return it."""
+    torch.manual_seed(config.seed)
+    model = CopyDetector(CopydetConfig(input_blur=config.input_blur)).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    images = training_images(dataset)
+    generator = torch.Generator().manual_seed(config.seed)
+    checkpoint, start, seconds = out / "checkpoint", 0, 0.0
+    if (checkpoint / STATE_FILE).is_file():
+        state = load_checkpoint(checkpoint, model, ema, optimizer)
+        kept = ("steps", "checkpoint_every", "log_every")
+        if {k: v for k, v in state["config"].items() if k not in kept} != {
+            k: v for k, v in asdict(config).items() if k not in kept
+        }:
+            raise MemdemoError(f"{checkpoint} was made with other settings; delete it or pass the same options")
+        start, seconds = state["step"], state["seconds"]
+        generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter() - seconds
+    with (out / "train_log.jsonl").open("a", encoding="utf-8") as log:
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, desc="copydet")
+        for step in bar:
+            batch = images[torch.randint(len(images), (config.batch_size,), generator=generator)]
+            first = copy_edit(batch, generator)
+            second = copy_edit(batch, generator, degrade=config.noise_aware)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
+            loss = nt_xent(model(first.to(device)), model(second.to(device)), config.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            ema_update(ema, model, step, config.ema_decay)
+            done, elapsed = step + 1, time.perf_counter() - started
+            if done % config.log_every == 0 or done == config.steps:
+                log.write(
+                    json.dumps({"step": done, "loss": round(loss.item(), 5), "seconds": round(elapsed, 1)}) + "\n"
+                )
+                log.flush()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                state = {"step": done, "config": asdict(config), "seconds": elapsed}
+                save_checkpoint(
+                    checkpoint, model, ema, optimizer, {**state, "generator": generator.get_state().tolist()}
+                )
+    card = {
+        "hyperparameters": asdict(config),
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "steps_done": config.steps,
+    }
+    ema = ema.cpu().eval()
+    save_copydet(out, ema, card)
+    return ema
+
+
+def threshold_for_precision(
+    positives: np.ndarray, negatives: np.ndarray, precision: float = TARGET_PRECISION, min_recall: float = 0.5
+) -> tuple[float, float, float, bool]:
+    """Lowest cosine τ (0.005 grid) that detects ≥ `min_recall` of the copies at balanced precision
+    TPR/(TPR + FPR) ≥ `precision`; if none does, the τ of best precision among those detecting ≥ `min_recall`.
+    Returns (τ, TPR, FPR, target reached)."""
+    grid = np.round(np.arange(-1.0, 1.0001, 0.005), 3)
+    rates = [(float(t), float(np.mean(positives > t)), float(np.mean(negatives > t))) for t in grid]
+    rates = [(t, tpr, fpr) for t, tpr, fpr in rates if tpr >= min_recall]
+    for threshold, tpr, fpr in rates:
+        if tpr / (tpr + fpr) >= precision:
+            return threshold, tpr, fpr, True
+    candidates = [(tpr / (tpr + fpr), -t, t, tpr, fpr) for t, tpr, fpr in rates]
+    if not candidates:
+        raise MemdemoError("no threshold detects half the copies; train the descriptor longer")
+    *_, threshold, tpr, fpr = max(candidates)
+    return threshold, tpr, fpr, False
+
+
+@torch.no_grad()
+def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: int = 4, seed: int = 1234) -> dict:
+    """Positives: copy edits of each holdout emoji vs the emoji itself; negatives: each holdout emoji vs its most
+    similar training emoji (a distinct family, DESIGN.md Decisions §10). Classes weighted equally."""
+    model = model.cpu().eval()
+    holdout = images_to_tensor(dataset.images[dataset.ids("holdout")])
+    train_embeddings = model(training_images(dataset))
+    holdout_embeddings = model(holdout)
+    negatives = (holdout_embeddings @ train_embeddings.T).max(1).values.numpy()
+    generator = torch.Generator().manual_seed(seed)
+    positives = np.concatenate(
+        [(model(copy_edit(holdout, generator)) * holdout_embeddings).sum(1).numpy() for _ in range(edits_per_image)]
+    )
+    threshold, tpr, fpr, reached = threshold_for_precision(positives, negatives)
+    return {
+        "threshold": threshold,
+        "target_precision": TARGET_PRECISION,
+        "target_reached": reached,
+        "precision": round(tpr / (tpr + fpr), 4),
+        "copies_detected": round(tpr, 4),
+        "distinct_flagged": round(fpr, 4),
+        "at_0.5": {
+            "copies_detected": round(float(np.mean(positives > 0.5)), 4),
+            "distinct_flagged": round(float(np.mean(negatives > 0.5)), 4),
+        },
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "protocol": (
+            f"{edits_per_image} random copy edits (the training augmentations) of "
+            "each holdout emoji vs the emoji; negatives: each holdout emoji vs its nearest training emoji by this "
+            "descriptor; precision = TPR / (TPR + FPR) with equal class weights"
+        ),
+    }
+
+
+def write_calibration(folder: Path, calibration: dict) -> None:
+    (folder / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
