@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 MODEL = "emojimem-ddpm"
 SETTINGS = RunSettings(prompt="rescue worker's helmet", seed=1)
 CONTROLS = [SETTINGS.prompt, SETTINGS.seed, SETTINGS.steps, SETTINGS.cfg, "ddim", ["spe", "dup", "sim"], "main"]
-CONTROLS += [None, None, None, "preset", "off", 500, False, None]
+CONTROLS += [None, None, None, "preset", "off", 500, False, None, SETTINGS.similarity]
 
 
 def main() -> None:
@@ -35,10 +35,10 @@ def main() -> None:
     args = parser.parse_args()
     registry = ModelRegistry("cpu")
     model = registry.get(MODEL)
+    monitor, verdicts = model.judge(SETTINGS.similarity)
 
     def generation() -> Generation:
-        policy = SETTINGS.policy(model.monitor)
-        return Generation(model.backend, SETTINGS.request(), policy, model.monitor, SETTINGS.method)
+        return Generation(model.backend, SETTINGS.request(), SETTINGS.policy(monitor), monitor, SETTINGS.method)
 
     def cli_run() -> None:
         run = generation()
@@ -53,7 +53,7 @@ def main() -> None:
     runs = {
         "CLI: Generation.run() + its outputs (PNGs, trace.json, plot.png)": cli_run,
         "UI frames in process (adaptive frame spacing, plots, previews, bundle)": lambda: list(
-            LiveRun(generation(), model.verdicts).frames()
+            LiveRun(generation(), verdicts).frames()
         ),
         "served app through gradio_client (websocket, files)": lambda: client.predict(
             MODEL, *CONTROLS, api_name="/generate"

@@ -28,7 +28,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale s0")
     generate.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
     generate.add_argument("--method", default="amg", choices=list(METHODS), help="mitigation to compare")
-    generate.add_argument("--index", type=Path, help="reference index (default: indexes/emojimem-pixel for EmojiMem)")
+    generate.add_argument(
+        "--index",
+        type=Path,
+        help="reference index (EmojiMem default: indexes/emojimem-copydet-guide; indexes/emojimem-pixel for pixel σ)",
+    )
     amg = generate.add_argument_group("AMG")
     amg.add_argument("--amg-terms", help=f"comma-separated subset of {','.join(AMG_TERMS)} (default: all)")
     amg.add_argument("--amg-preset", default="main", choices=AMG_PRESETS)

@@ -23,7 +23,8 @@ AMG = ["spe", "dup", "sim"]
 def controls(prompt="warning", seed=1, steps=4, cfg=7.5, terms=AMG, transition="off", **overrides):
     values = {"prompt": prompt, "seed": seed, "steps": steps, "cfg": cfg, "scheduler": "ddim", "terms": terms}
     values |= {"preset": "main", "c1": None, "c2": None, "c3": None, "schedule": "preset"}
-    values |= {"transition": transition, "switch_t": 500, "opposite": False, "og_scale": None} | overrides
+    values |= {"transition": transition, "switch_t": 500, "opposite": False, "og_scale": None, "similarity": "object"}
+    values |= overrides
     return list(values.values())
 
 
@@ -46,6 +47,7 @@ def test_prompt_cleaning_warns_on_empty_and_truncates_long_prompts():
         ({"transition": "static"}, "untick the AMG terms"),
         ({"transition": "sideways", "terms": []}, "transition point must be one of"),
         ({"preset": "gentle"}, "AMG preset must be one of"),
+        ({"similarity": "semantic"}, "similarity must be one of object, pixel"),
     ],
 )
 def test_bad_numbers_and_choices_are_rejected_with_the_fix(overrides, message):
@@ -141,6 +143,15 @@ def test_client_runs_baseline_and_amg_and_receives_images_and_trace(client, term
     trace = run_trace(result)
     assert trace["run"]["method"] == method and trace["run"]["prompt"] == "warning"
     assert len(trace["trajectories"]["mitigated"]["steps"]) == 4
+
+
+def test_the_similarity_level_picks_the_index_amg_follows(client):
+    """Object level: AMG gates on the copydet-guide cosine; pixel level: on σ = 1 − nL2/2 (nL2 recorded)."""
+    for level, feature in (("object", "copydet-guide"), ("pixel", "pixel")):
+        trace = run_trace(client.predict("emojimem-ddpm", *controls(similarity=level), api_name="/generate"))
+        assert trace["run"]["feature"] == feature
+        nl2 = trace["trajectories"]["mitigated"]["steps"][-1]["nl2"]
+        assert (nl2 is None) == (level == "object")
 
 
 def test_client_gets_a_message_for_bad_input_and_the_app_keeps_serving(client):

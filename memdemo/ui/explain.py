@@ -9,20 +9,26 @@ predicted clean image $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\s
 that image. The demo plots both, step by step, for the baseline and the mitigated run, which start from the same noise.
 
 ### Similarity to the training set
-$\sigma_t$ compares $\hat x_0$ with its nearest training image. Pixel level (AMG Eq. 8):
+$\sigma_t$ compares $\hat x_0$ with its nearest training image, at one of two levels (the "Similarity" control).
+**Object level** (AMG Eq. 9, the default): the cosine of copy-detection embeddings, from a small CNN trained on the
+emoji to ignore colour, hue swaps, small shifts, blur and noise (EmojiMem's stand-in for SSCD); its copy threshold is
+calibrated like SSCD's (the cosine that tells edited copies from distinct emoji at 90% precision, or the best
+precision the descriptor reaches). **Pixel level** (AMG Eq. 8):
 $\sigma = 1 - \mathrm{nL2}/2$, where nL2 is the distance to the nearest image divided by $\alpha$ times the mean
-distance to the 50 nearest ($\alpha = 0.5$). The copy threshold $\lambda$ on EmojiMem is calibrated so that only 5% of
-never-trained emoji reach it.
+distance to the 50 nearest ($\alpha = 0.5$), with a threshold that only 5% of never-trained emoji reach. Pixel-level
+guidance tends to recolour a copy rather than remove it, which is why the AMG paper used SSCD on LAION.
 
 ### Anti-Memorization Guidance (AMG)
 Only while $\sigma_t$ exceeds $\lambda_t$ (Eq. 10), AMG adds up to three terms to the CFG noise:
-* **G_spe, despecification** (Eq. 12–13): lowers the guidance scale by $s_1 = \min(c_1\sigma_t, s_0 - 1)$ — the prompt
+* **G_spe, despecification** (Eq. 13–14): lowers the guidance scale by $s_1 = \min(c_1\sigma_t, s_0 - 1)$ — the prompt
   is too specific.
-* **G_dup, deduplication** (Eq. 14–15): guides away from the caption most duplicated among the nearest training images,
+* **G_dup, deduplication** (Eq. 15–16): guides away from the caption most duplicated among the nearest training images,
   with $s_2 = \min(c_2\sigma_t, s_0 - s_1 - 1)$.
-* **G_sim, dissimilarity** (Eq. 16–17): $-c_3\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\sigma_t$ — pushes $x_t$ away from the
-  nearest training image itself. On EmojiMem duplicated captions *are* their own prompt, so G_spe and G_dup can only
-  lower the scale to 1, where the model still copies; G_sim is the term that removes the copy.
+* **G_sim, dissimilarity** (Eq. 17): $c_3\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\sigma_t$ added to the noise estimate,
+  which moves $\hat x_0$ down the gradient of $\sigma_t$, away from the nearest training image itself. On EmojiMem
+  duplicated captions *are* their own prompt, so G_spe and G_dup can only lower the scale to 1, where the model still
+  copies; only G_sim can change the image, and on these small models it often changes texture more than the object
+  (the measured tables are in the Models tab).
 
 ### Transition point and opposite guidance
 Early steps decide the layout; that is where a memorized prompt's attraction basin catches the sample. Applying no

@@ -105,7 +105,13 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                     terms = gr.CheckboxGroup(
                         [(TERM_LABELS[t], t) for t in AMG_TERMS], value=list(AMG_TERMS), label="AMG terms"
                     )
-                    preset = gr.Radio(list(AMG_PRESETS), value="main", label="AMG preset")
+                    with gr.Row():
+                        preset = gr.Radio(list(AMG_PRESETS), value="main", label="AMG preset")
+                        similarity = gr.Radio(
+                            [("object level (copydet)", "object"), ("pixel level (nL2)", "pixel")],
+                            value="object",
+                            label="Similarity σ_t (AMG and the verdicts)",
+                        )
                     with gr.Accordion("AMG advanced (blank = preset)", open=False):
                         with gr.Row():
                             c1 = gr.Number(None, label="c1 (Eq. 13)")
@@ -138,7 +144,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             examples = gr.Examples(EXAMPLES, inputs=[prompt, seed], label="Examples (click to run)")
 
         controls = [prompt, seed, steps, cfg, scheduler, terms, preset, c1, c2, c3, schedule]
-        controls += [transition, switch_t, opposite, og_scale]
+        controls += [transition, switch_t, opposite, og_scale, similarity]
         outputs = [base_image, base_nearest, base_verdict, mit_image, mit_nearest, mit_verdict]
         outputs += [norm_plot, similarity_plot, strip, summary, download]
 
@@ -158,11 +164,12 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             for note in notes:
                 gr.Warning(note)
             chosen = loaded(model_name)
+            monitor, verdicts = chosen.judge(settings.similarity)
             with chosen.slots, user_errors():
                 generation = Generation(
-                    chosen.backend, settings.request(), settings.policy(chosen.monitor), chosen.monitor, settings.method
+                    chosen.backend, settings.request(), settings.policy(monitor), monitor, settings.method
                 )
-                for frame in LiveRun(generation, chosen.verdicts, interval).frames():
+                for frame in LiveRun(generation, verdicts, interval).frames():
                     yield frame_outputs(frame)
                 for warning in generation.trace.run["warnings"]:
                     gr.Warning(warning)
@@ -184,14 +191,15 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
         @gpu
         def compare(model_name: str, text: str, seed_value: float) -> Iterator[list]:
             chosen = loaded(model_name)
+            monitor, _ = chosen.judge()
             with user_errors():
                 base, _ = prompt_and_seed(text, seed_value)
             items: list[tuple] = []
             with chosen.slots, user_errors():
                 for label, method in COMPARE.items():
                     settings = replace(method, prompt=base.prompt, seed=base.seed)
-                    policy = settings.policy(chosen.monitor)
-                    generation = Generation(chosen.backend, settings.request(), policy, chosen.monitor, settings.method)
+                    policy = settings.policy(monitor)
+                    generation = Generation(chosen.backend, settings.request(), policy, monitor, settings.method)
                     trace = generation.run()
                     if not items:
                         items.append(caption_item(generation, trace.baseline.final.similarity, "Baseline"))
@@ -216,7 +224,9 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             for name in ("emojimem-ddpm", "emojimem-ambient"):
                 chosen = loaded(name)
                 with chosen.slots, user_errors():
-                    generation = Generation(chosen.backend, settings.request(), settings.policy(None), chosen.monitor)
+                    generation = Generation(
+                        chosen.backend, settings.request(), settings.policy(None), chosen.judge()[0]
+                    )
                     trace = generation.run()
                     items.append(caption_item(generation, trace.baseline.final.similarity, LABELS[name]))
             return items

@@ -12,6 +12,7 @@ from huggingface_hub import try_to_load_from_cache
 from memdemo.backends import Backend, load_backend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
+from memdemo.evaluation.scoring import PIXEL_INDEX
 from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
@@ -37,14 +38,23 @@ def offered_models() -> list[str]:
     return [*models, "sd-v1-4"] if stable_diffusion_available() else models
 
 
+# σ_t at the object level (the copydet-guide descriptor, EmojiMem's default) or at the pixel level (nL2, the contrast
+# that shows why the AMG paper used SSCD on LAION: pixel G_sim recolours a copy).
+SIMILARITY_INDEXES = {"object": DEFAULT_INDEX, "pixel": PIXEL_INDEX}
+NO_INDEX = Verdicts(None, "none")
+
+
 @dataclass
 class LoadedModel:
-    """A backend with its similarity monitor, how to judge a copy, and a limit on concurrent runs."""
+    """A backend with a similarity monitor and copy verdicts per similarity level, and a limit on concurrent runs."""
 
     backend: Backend
-    monitor: SimilarityMonitor | None
-    verdicts: Verdicts
+    similarities: dict[str, tuple[SimilarityMonitor, Verdicts]]
     slots: threading.BoundedSemaphore
+
+    def judge(self, level: str = "object") -> tuple[SimilarityMonitor | None, Verdicts]:
+        """The monitor and verdicts of one similarity level (none for models without a reference index)."""
+        return self.similarities.get(level, (None, NO_INDEX))
 
 
 class ModelRegistry:
@@ -66,9 +76,11 @@ class ModelRegistry:
         backend = load_backend(name, self.device)
         slots = threading.BoundedSemaphore(self.concurrency)
         if not backend.name.startswith("emojimem"):
-            return LoadedModel(backend, None, Verdicts(None, "none"), slots)
-        monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_INDEX))
-        references = EmojiMem.load(DEFAULT_DIR).images
-        threshold = getattr(monitor.index.feature, "threshold", EMOJIMEM_PIXEL_THRESHOLD)
-        verdicts = Verdicts(threshold, monitor.index.feature.name, np.asarray(references))
-        return LoadedModel(backend, monitor, verdicts, slots)
+            return LoadedModel(backend, {}, slots)
+        references = np.asarray(EmojiMem.load(DEFAULT_DIR).images)
+        similarities = {}
+        for level, folder in SIMILARITY_INDEXES.items():
+            monitor = SimilarityMonitor(backend, ReferenceIndex.load(folder))
+            threshold = getattr(monitor.index.feature, "threshold", EMOJIMEM_PIXEL_THRESHOLD)
+            similarities[level] = (monitor, Verdicts(threshold, monitor.index.feature.name, references))
+        return LoadedModel(backend, similarities, slots)

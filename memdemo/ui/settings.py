@@ -12,6 +12,7 @@ from memdemo.sampling import Request
 
 MAX_PROMPT_CHARS = 1000
 TRANSITION_MODES = ("off", "static", "dynamic")
+SIMILARITY_LEVELS = ("object", "pixel")
 # (label, minimum, maximum) of every number the UI accepts.
 LIMITS = {
     "seed": ("seed", 0, 2**32 - 1),
@@ -48,6 +49,7 @@ class RunSettings:
     switch_t: int = 500
     opposite: bool = False
     og_scale: float | None = None
+    similarity: str = "object"
 
     @property
     def method(self) -> str:
@@ -120,6 +122,7 @@ def build_settings(
     switch_t: float,
     opposite: bool,
     og_scale: float | None,
+    similarity: str = "object",
 ) -> tuple[RunSettings, list[str]]:
     """Check every control; return the settings and the notes to show (or raise SettingsError)."""
     prompt, notes = clean_prompt(prompt)
@@ -133,6 +136,8 @@ def build_settings(
         )
     if amg_preset not in AMG_PRESETS:
         raise SettingsError(f"AMG preset must be one of {', '.join(AMG_PRESETS)}, got {amg_preset!r}")
+    if similarity not in SIMILARITY_LEVELS:
+        raise SettingsError(f"similarity must be one of {', '.join(SIMILARITY_LEVELS)}, got {similarity!r}")
     schedule = None if threshold_schedule in (None, "", "preset") else threshold_schedule
     if schedule is not None and schedule not in THRESHOLD_SCHEDULES:
         raise SettingsError(f"threshold schedule must be one of {', '.join(THRESHOLD_SCHEDULES)}")
@@ -152,6 +157,7 @@ def build_settings(
         switch_t=checked_number("switch_t", switch_t, integer=True),
         opposite=bool(opposite),
         og_scale=optional_number("og_scale", og_scale),
+        similarity=similarity,
     )
     return settings, notes
 
