@@ -21,7 +21,7 @@ from memdemo.backends import load_backend
 from memdemo.bench import one_trajectory
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
-from memdemo.evaluation.summary import KEY_COLUMNS, read_summary, table_markdown
+from memdemo.evaluation.summary import KEY_COLUMNS, load_samples, read_summary, table_markdown
 from memdemo.guidance import make_policy
 from memdemo.reference.copydet import DESCRIPTORS
 from memdemo.sampling import Generation, Request
@@ -55,6 +55,8 @@ def results_markdown() -> str:
         "**What each method does to memorization on EmojiMem-DDPM** (`benchmarks/emojimem-ddpm/results.md`, all "
         "columns there; the legend is in the model card):",
         _table(MAIN, KEY_COLUMNS),
+        "Seed 0 of the first 20 duplicated prompts under each method (rows in the model card):",
+        "![methods](assets/emojimem-methods.png)",
     ]
     if (MODELS_TABLE / "results.csv").is_file():
         parts += ["**DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
@@ -67,6 +69,32 @@ def results_markdown() -> str:
     if SPEED.is_file():
         parts += [f"**Speed** (`{SPEED.relative_to(REPO)}`, `python -m memdemo bench`):", _section(SPEED, "# Speed")]
     return "\n\n".join(parts)
+
+
+COPY_LEVELS = ("copy_share_copydet", "copy_share_nl2_lt_1.4")
+
+
+def _target_row(label: str, measured: dict, met: list[bool]) -> str:
+    shares = " | ".join(f"{measured[key]:.3f}" for key in COPY_LEVELS)
+    return f"| {label} | {shares} | {' / '.join('yes' if ok else 'no' for ok in met)} |"
+
+
+def targets_markdown(seconds: float) -> str:
+    """The training issue's targets against the DDPM-vs-Ambient table (duplicated prompts) and the CPU time."""
+    if not (MODELS_TABLE / "results.csv").is_file():
+        return "No evaluation yet."
+    rows = {(r["model"], r["method"]): r for r in read_summary(MODELS_TABLE / "results.csv")
+            if r["prompt_set"] == "duplicated"}  # fmt: skip
+    ddpm, amg, ambient = rows[MODELS[0], "baseline"], rows[MODELS[0], "amg-main"], rows[MODELS[1], "baseline"]
+    return "\n".join([
+        "| target | copies (copydet > τ) | copies (nL2 < 1.4) | met (object / pixel) |",
+        "|---|---|---|---|",
+        _target_row("EmojiMem-DDPM, plain CFG: ≥ 50% copies", ddpm, [ddpm[k] >= 0.5 for k in COPY_LEVELS]),
+        _target_row("EmojiMem-DDPM, AMG main: 0% copies", amg, [amg[k] == 0 for k in COPY_LEVELS]),
+        _target_row("EmojiMem-Ambient, plain CFG: fewer copies than DDPM", ambient,
+                    [ambient[k] < ddpm[k] for k in COPY_LEVELS]),
+        f"| one 50-step CFG sample on this CPU ≤ 2.0 s | {seconds:.2f} s | | {'yes' if seconds <= 2 else 'no'} |",
+    ])  # fmt: skip
 
 
 def replace_block(text: str, block: str) -> str:
@@ -90,6 +118,28 @@ def sample_sheet(dataset: EmojiMem, prompts: list[tuple[str, int]], seed: int, p
     rows.append(np.concatenate([dataset.images[i] if i >= 0 else blank for _, i in prompts], 1))
     sheet = np.concatenate(rows, 0)
     Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(path)
+
+
+SHEET_METHODS = ("baseline", "amg-main", "amg-strong", "amg-sim", "amg-no-sim", "stp", "dtp", "og-dtp")
+
+
+def method_sheet(dataset: EmojiMem, path: Path, prompts: int = 20) -> list[str]:
+    """Rows: each method's saved evaluation image (seed 0, the first duplicated prompts), AMG on the pixel index,
+    then the training images; returns the row labels. Made from benchmarks/, no new sampling."""
+    folders = {"": MAIN, "pixel ": HERE / "emojimem-ddpm-pixel-amg"}
+    images: dict[tuple[str, str], np.ndarray] = {}
+    for prefix, folder in folders.items():
+        for row in load_samples([folder]):
+            if row["seed"] == 0 and row["prompt_set"] == "duplicated" and row.get("image_path"):
+                images[prefix + row["method"], row["prompt"]] = np.asarray(Image.open(row["image_path"]).convert("RGB"))
+    chosen = load_prompts("duplicated", prompts)
+    labels = [*SHEET_METHODS, "pixel amg-main"]
+    blank = np.full_like(dataset.images[0], 255)
+    rows = [np.concatenate([images.get((label, p.text), blank) for p in chosen], 1) for label in labels]
+    rows.append(np.concatenate([dataset.images[p.own_id] for p in chosen], 1))
+    sheet = np.concatenate(rows, 0)
+    Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(path)
+    return [*labels, "training image"]
 
 
 def cpu_seconds(repeats: int) -> float:
@@ -145,8 +195,8 @@ def copydet_rows() -> str:
 
 
 def evaluation_markdown() -> str:
-    """Every results.md under benchmarks/ that an evaluation wrote, headed by its folder."""
-    folders = ("emojimem-ddpm", "emojimem-ambient", "emojimem-ddpm-pixel-amg", "models")
+    """The DDPM-vs-Ambient results (every row of both models) and the pixel-level AMG run, headed by their folder."""
+    folders = ("models", "emojimem-ddpm-pixel-amg")
     parts = []
     for name in folders:
         path = HERE / name / "results.md"
@@ -155,6 +205,15 @@ def evaluation_markdown() -> str:
             text = text.replace("![ROC](detection_roc.png)", f"![ROC](../benchmarks/{name}/detection_roc.png)")
             parts.append(f"### `benchmarks/{name}/`\n\n{text}")
     return "\n\n".join(parts) or "No evaluation yet: run the commands above."
+
+
+def sweep_markdown() -> str:
+    """benchmarks/ambient_sweep.md without its title, or how to make it."""
+    path = HERE / "ambient_sweep.md"
+    if not path.is_file():
+        return "Not run yet: `python -m benchmarks.ambient_sweep MODEL_FOLDER ...` after evaluating each model."
+    text = path.read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    return text.replace("](ambient_sweep.png)", "](../benchmarks/ambient_sweep.png)")
 
 
 def main() -> None:
@@ -167,13 +226,17 @@ def main() -> None:
     duplicated = [(prompt.text, prompt.own_id) for prompt in load_prompts("duplicated", 8)]
     holdout = [(prompt.text, -1) for prompt in load_prompts("holdout", 4)]
     sample_sheet(dataset, duplicated + holdout, args.seed, REPO / "assets" / "emojimem-samples.png")
+    sheet_rows = method_sheet(dataset, REPO / "assets" / "emojimem-methods.png")
     seconds = cpu_seconds(args.repeats)
     results = results_markdown()
     template = (HERE / "model_card_template.md").read_text(encoding="utf-8")
     card = template.format(
         training=training_rows(),
         copydet=copydet_rows(),
+        sheet_rows=", ".join(sheet_rows),
+        targets=targets_markdown(seconds),
         results=evaluation_markdown(),
+        sweep=sweep_markdown(),
         seconds=f"{seconds:.2f}",
         repeats=args.repeats,
         machine=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from memdemo.backends import MODELS, Backend, load_backend
+from memdemo.backends import MODEL_HELP, Backend, load_backend
 from memdemo.evaluation.methods import METHOD_NAMES, make_method_policy, parse_methods
 from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import Policy, SimilarityMonitor, make_policy
@@ -99,7 +99,7 @@ def report(model: str, request: Request, seconds: dict[str, float], rounds: int,
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="ms per image of every method and the ratio to plain CFG")
-    bench.add_argument("--model", default="emojimem-ddpm", help=f"{', '.join(MODELS)}, or an SD repo id / folder")
+    bench.add_argument("--model", default="emojimem-ddpm", help=MODEL_HELP)
     bench.add_argument("--methods", default=",".join(METHOD_NAMES), help="comma-separated evaluation methods")
     bench.add_argument("--prompt", default=DEFAULT_PROMPT)
     bench.add_argument("--steps", type=int, default=50)

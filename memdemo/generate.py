@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from memdemo.backends import MODELS, SCHEDULERS, load_backend
+from memdemo.backends import MODEL_HELP, SCHEDULERS, load_backend
 from memdemo.guidance import METHODS, SimilarityMonitor, make_policy
 from memdemo.guidance.amg import AMG_PRESETS, AMG_TERMS
 from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES
@@ -21,7 +21,7 @@ DEFAULT_INDEX = Path(__file__).resolve().parents[1] / "indexes" / "emojimem-copy
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser("generate", help="sample a baseline and a mitigated image from the same seed")
-    generate.add_argument("--model", default="emojimem-ddpm", help=f"{', '.join(MODELS)}, or an SD repo id / folder")
+    generate.add_argument("--model", default="emojimem-ddpm", help=MODEL_HELP)
     generate.add_argument("--prompt", required=True, help='text prompt ("" = unconditional)')
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--steps", type=int, default=50)

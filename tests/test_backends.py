@@ -31,6 +31,12 @@ def test_text_encoding_is_minilm_token_states():
     assert backend.predict_noise(x, torch.tensor(500), encoding.embeddings).shape == (2, 3, 32, 32)
 
 
+def test_a_trained_folder_loads_by_its_path(saved_random):
+    backend = load_backend(str(saved_random), "cpu")
+    assert isinstance(backend, EmojiMemBackend)
+    assert backend.name == saved_random.name
+
+
 def test_missing_weights_name_the_training_command(tmp_path):
     with pytest.raises(ModelError, match="python -m memdemo train --objective ambient"):
         EmojiMemBackend.load(tmp_path / "emojimem-ambient")

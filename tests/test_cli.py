@@ -48,7 +48,7 @@ def test_bad_input_exits_2_with_a_message(argv, message, capsys, monkeypatch, tm
 def test_unknown_feature_is_rejected_with_the_choices(capsys):
     with pytest.raises(SystemExit):
         main(["index", "build", "--images", "assets/emojimem", "--features", "sscd", "--out", "x"])
-    assert "choose from 'pixel'" in capsys.readouterr().err
+    assert "choose from 'copydet', 'copydet-guide', 'pixel'" in capsys.readouterr().err
 
 
 def test_generate_writes_images_trace_and_plot(tmp_path, capsys):

@@ -14,9 +14,10 @@ from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
 
 
-def _row(method, nl2, own, seconds, copydet=None, copydet_own=None, prompt_set="duplicated"):
+def _row(method, nl2, own, seconds, copydet=None, copydet_own=None, prompt_set="duplicated", fired=()):
     return {"model": "m", "prompt_set": prompt_set, "method": method, "pixel_similarity": 1 - nl2 / 2, "nl2": nl2,
-            "own": own, "seconds": seconds, "copydet_similarity": copydet, "copydet_own": copydet_own}  # fmt: skip
+            "own": own, "seconds": seconds, "copydet_similarity": copydet, "copydet_own": copydet_own,
+            "fired_steps": list(fired)}  # fmt: skip
 
 
 def test_summary_matches_hand_computed_numbers(tmp_path):
@@ -25,8 +26,9 @@ def test_summary_matches_hand_computed_numbers(tmp_path):
         _row("baseline", 1.0, True, 2.0, 0.85, True),
         _row("baseline", 1.39, False, 3.0, 0.45, False),
         _row("baseline", 1.8, None, 6.0, 0.3, None),
-        _row("amg-main", 1.6, False, 4.0),
-        _row("amg-main", 1.5, False, 2.0, prompt_set="holdout"),
+        _row("amg-main", 1.6, False, 4.0, fired=(0, 1, 2)),
+        _row("amg-main", 1.5, False, 2.0, prompt_set="holdout", fired=(7,)),
+        _row("amg-main", 1.7, False, 2.0, prompt_set="holdout"),
     ]
     frechet = {("m", "duplicated", "baseline"): 2.5}
     table = {(r["prompt_set"], r["method"]): r for r in summarize(rows, frechet, threshold=0.8)}
@@ -45,14 +47,17 @@ def test_summary_matches_hand_computed_numbers(tmp_path):
     amg = table["duplicated", "amg-main"]
     assert (amg["n"], amg["copy_share_nl2_lt_1.4"], amg["share_nl2_lt_1.6"], amg["own_nn_pixel"]) == (1, 0.0, 0.0, 0.0)
     assert amg["copydet_p95"] is None and amg["copy_share_copydet"] is None and amg["frechet_copydet"] is None
-    assert table["holdout", "amg-main"]["n"] == 1
+    assert base["mean_steps_guided"] == 0 and amg["mean_steps_guided"] == 3
+    holdout = table["holdout", "amg-main"]
+    assert (holdout["n"], holdout["mean_steps_guided"]) == (2, 0.5)
 
     (tmp_path / SAMPLES_FILE).write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn", encoding="utf-8")
     write_summary(tmp_path)
     csv_lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv_lines) == 4 and csv_lines[1].startswith("m,duplicated,baseline,4,")
     markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
-    assert "| m | duplicated | baseline | 4 | 0.935 | 0.950 | – | 0.500 | 0.667 | 0.320 | 0.200 | 0.750 |" in markdown
+    expected = "| m | duplicated | baseline | 4 | 0.0 | 0.935 | 0.950 | – | 0.500 | 0.667 | 0.320 | 0.200 | 0.750 |"
+    assert expected in markdown
 
 
 def test_detection_table_by_hand(tmp_path):

@@ -134,7 +134,7 @@ def test_inconsistent_metadata_or_header_is_a_clear_error(saved):
 
 
 def test_unknown_feature_lists_the_choices():
-    with pytest.raises(KeyError, match="choose one of: pixel"):
+    with pytest.raises(KeyError, match="choose one of: copydet, copydet-guide, pixel"):
         get_feature("dinov3")
 
 

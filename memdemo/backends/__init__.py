@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from memdemo.backends.base import SCHEDULERS, Backend, ModelError, TextEncoding
-from memdemo.backends.emojimem import ASSETS, EmojiMemBackend
+from memdemo.backends.emojimem import ASSETS, WEIGHTS_FILE, EmojiMemBackend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO, StableDiffusionBackend
 
 MODELS = {
@@ -16,10 +16,11 @@ MODELS = {
     "emojimem-random": "the EmojiMem architecture with random weights (for tests)",
     "sd-v1-4": f"Stable Diffusion v1.4 ({DEFAULT_REPO}); or pass any diffusers SD repo id or folder",
 }
+MODEL_HELP = f"{', '.join(MODELS)}; or a folder written by `memdemo train`; or an SD repo id / folder"
 
 
 def load_backend(model: str, device: str | None = None) -> Backend:
-    """The backend called `model`: a name of MODELS, a diffusers Stable Diffusion repo id, or a local folder."""
+    """The backend called `model`: a name of MODELS, a folder `memdemo train` wrote, or an SD repo id / folder."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model in ("emojimem-ddpm", "emojimem-ambient"):
         return EmojiMemBackend.load(ASSETS / model, device)
@@ -27,10 +28,12 @@ def load_backend(model: str, device: str | None = None) -> Backend:
         return EmojiMemBackend.random(device=device)
     if model == "sd-v1-4":
         return StableDiffusionBackend.from_pretrained(DEFAULT_REPO, device)
+    if (Path(model) / WEIGHTS_FILE).is_file():
+        return EmojiMemBackend.load(model, device)
     if Path(model).is_dir() or model.count("/") == 1:
         return StableDiffusionBackend.from_pretrained(model, device)
     choices = "; ".join(f"{name}: {about}" for name, about in MODELS.items())
     raise ModelError(f"unknown model {model!r}; choose one of {choices}")
 
 
-__all__ = ["MODELS", "SCHEDULERS", "Backend", "ModelError", "TextEncoding", "load_backend"]
+__all__ = ["MODELS", "MODEL_HELP", "SCHEDULERS", "Backend", "ModelError", "TextEncoding", "load_backend"]

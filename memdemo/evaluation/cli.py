@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from memdemo.backends import MODELS, SCHEDULERS, load_backend
+from memdemo.backends import MODEL_HELP, SCHEDULERS, load_backend
 from memdemo.evaluation.methods import METHOD_NAMES, EvaluationError, parse_methods
 from memdemo.evaluation.prompts import PROMPT_SETS, Prompt, load_prompts, prompt_set_name
 from memdemo.evaluation.runner import SAMPLES_FILE, Settings, Shard, merge_shards, run_evaluation
@@ -24,7 +24,7 @@ from memdemo.reference.index import ReferenceIndex
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register the `evaluate` subcommand."""
     evaluate = commands.add_parser("evaluate", help="copy rates of baseline and mitigations over prompts and seeds")
-    evaluate.add_argument("--model", default="emojimem-ddpm", help=f"{', '.join(MODELS)}, or an SD repo id / folder")
+    evaluate.add_argument("--model", default="emojimem-ddpm", help=MODEL_HELP)
     evaluate.add_argument("--prompts", default="duplicated", help=f"{'|'.join(PROMPT_SETS)}|FILE (one per line)")
     evaluate.add_argument("--limit", type=int, help="take the first N prompts of the set")
     evaluate.add_argument("--seeds", type=int, default=4, help="number of seeds: 0..N-1")

@@ -25,6 +25,7 @@ COLUMNS = (
     ("prompt_set", "prompt set", 0),
     ("method", "method", 0),
     ("n", "n", 0),
+    ("mean_steps_guided", "steps guided", 1),
     ("copydet_p95", "copydet top 5%", 3),
     ("copydet_max", "copydet top 1", 3),
     ("copy_share_copydet", "copies (copydet > τ)", 3),
@@ -38,9 +39,9 @@ COLUMNS = (
     ("frechet_copydet", "FD (copydet)", 3),
     ("mean_seconds", "s/image", 2),
 )
-# What a reader needs first: copies at both levels, own-NN at both levels, the quality proxy.
-KEY_COLUMNS = ("prompt_set", "method", "n", "copy_share_copydet", "share_copydet_gt_0.5", "own_nn_copydet",
-               "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet")  # fmt: skip
+# What a reader needs first: how often the method acted, copies and own-NN at both levels, the quality proxy.
+KEY_COLUMNS = ("prompt_set", "method", "n", "mean_steps_guided", "copy_share_copydet", "share_copydet_gt_0.5",
+               "own_nn_copydet", "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet")  # fmt: skip
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -113,6 +114,7 @@ def summarize(
             {
                 **dict(zip(GROUP, group, strict=True)),
                 "n": len(members),
+                "mean_steps_guided": sum(len(m["fired_steps"]) for m in members) / len(members),
                 "copydet_p95": _percentile(objects, 95),
                 "copydet_max": max(objects, default=None),
                 "copy_share_copydet": None if threshold is None else _share([v > threshold for v in objects]),
@@ -149,14 +151,15 @@ def table_markdown(table: list[dict], columns: tuple[str, ...] | None = None) ->
 def legend(threshold: float | None) -> str:
     tau = "not available (no copydet index)" if threshold is None else f"{threshold:.3f}"
     return (
-        "Object level: copydet cosine of the final image to its nearest training emoji (the scoring descriptor, not "
-        f"the one AMG's G_sim follows), top 5% = 95th percentile, top 1 = maximum; copies = cosine above the "
-        f"calibrated τ = {tau} (90% precision), and above 0.5 (the SSCD convention). Pixel level: nL2 (AMG Eq. 8) "
-        "to the nearest training image, top 5% = 5th percentile, top 1 = minimum; nL2 < 1.4 is the paper's CIFAR-10 "
-        "copy rule, < 1.6 its looser column. Own NN = share whose nearest training image is the prompt's own emoji. "
-        "FD = Fréchet distance of the group's copydet embeddings to the unique training emoji (a quality proxy; "
-        "biased upward for small n, compare equal n). s/image = wall time of the Generation that made the sample "
-        "(baseline and mitigated batched together)."
+        "Steps guided = mean number of steps at which the method departed from plain CFG (AMG: its gate was open; "
+        "transition point: the steps before the switch). Object level: copydet cosine of the final image to its "
+        "nearest training emoji (the scoring descriptor, not the one AMG's G_sim follows), top 5% = 95th percentile, "
+        f"top 1 = maximum; copies = cosine above the calibrated τ = {tau} (90% precision), and above 0.5 (the SSCD "
+        "convention). Pixel level: nL2 (AMG Eq. 8) to the nearest training image, top 5% = 5th percentile, top 1 = "
+        "minimum; nL2 < 1.4 is the paper's CIFAR-10 copy rule, < 1.6 its looser column. Own NN = share whose nearest "
+        "training image is the prompt's own emoji. FD = Fréchet distance of the group's copydet embeddings to the "
+        "unique training emoji (a quality proxy; biased upward for small n, compare equal n). s/image = wall time of "
+        "the Generation that made the sample (baseline and mitigated batched together)."
     )
 
 
