@@ -34,6 +34,8 @@ def sweep_point(model_folder: Path) -> dict:
         raise SystemExit(f"no {results}; evaluate first: python -m memdemo evaluate --model {model_folder} "
                          f"--prompts {PROMPT_SET} --seeds 4 --methods {METHOD} --out {results.parent}")  # fmt: skip
     rows = [r for r in read_summary(results) if (r["prompt_set"], r["method"]) == (PROMPT_SET, METHOD)]
+    if not rows or rows[0]["copy_share_copydet"] is None:
+        raise SystemExit(f"{results} has no copydet-scored {METHOD} row on {PROMPT_SET} prompts; evaluate them first")
     t_nature, sigma = noise_level(model_folder)
     return {"model": model_folder.name, "t_n": t_nature, "sigma": sigma, **rows[0]}
 

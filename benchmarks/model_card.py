@@ -33,6 +33,7 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 MAIN, MODELS_TABLE, SPEED = HERE / "emojimem-ddpm", HERE / "models", HERE / "speed-cpu.md"
+SWEEP = HERE / "ambient_sweep.md"
 
 
 def _table(folder: Path, columns: tuple[str, ...], methods: tuple[str, ...] | None = None) -> str:
@@ -61,6 +62,9 @@ def results_markdown() -> str:
     if (MODELS_TABLE / "results.csv").is_file():
         parts += ["**DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
         parts += [_table(MODELS_TABLE, ("model", *KEY_COLUMNS), ("baseline",))]
+    if SWEEP.is_file():
+        parts += ["**Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
+        parts += [_section(SWEEP, "# Ambient"), "![sweep](benchmarks/ambient_sweep.png)"]
     parts += [
         "**Detection** (baseline samples, duplicated prompts vs holdout; `benchmarks/emojimem-ddpm/results.md`):",
         _section(MAIN / "results.md", "## Detection"),
@@ -209,10 +213,9 @@ def evaluation_markdown() -> str:
 
 def sweep_markdown() -> str:
     """benchmarks/ambient_sweep.md without its title, or how to make it."""
-    path = HERE / "ambient_sweep.md"
-    if not path.is_file():
+    if not SWEEP.is_file():
         return "Not run yet: `python -m benchmarks.ambient_sweep MODEL_FOLDER ...` after evaluating each model."
-    text = path.read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    text = SWEEP.read_text(encoding="utf-8").split("\n", 1)[1].strip()
     return text.replace("](ambient_sweep.png)", "](../benchmarks/ambient_sweep.png)")
 
 

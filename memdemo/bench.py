@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from memdemo.backends import MODEL_HELP, Backend, load_backend
-from memdemo.evaluation.methods import METHOD_NAMES, make_method_policy, parse_methods
+from memdemo.evaluation.methods import METHOD_NAMES, EvaluationError, make_method_policy, parse_methods
 from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import Policy, SimilarityMonitor, make_policy
 from memdemo.guidance.cfg import classifier_free_guidance
@@ -72,9 +72,12 @@ def method_runs(
     return runs
 
 
-def report(model: str, request: Request, seconds: dict[str, float], rounds: int, index: Path) -> str:
+def report(
+    model: str, request: Request, seconds: dict[str, float], rounds: int, index: Path, device: torch.device
+) -> str:
     """Markdown: per method, ms per image and the ratio to plain CFG run the same way (side by side, monitored)."""
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    cpu = f"CPU, {torch.get_num_threads()} threads"
+    device = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     cfg = seconds["baseline"]
     lines = [
         f"# Speed of every method: {model}",
@@ -112,6 +115,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
+    if args.rounds < 1:
+        raise EvaluationError(f"--rounds must be at least 1, got {args.rounds}")
     methods = parse_methods(args.methods)
     if "baseline" not in methods:
         methods.insert(0, "baseline")
@@ -119,7 +124,7 @@ def _bench(args: argparse.Namespace) -> None:
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(args.index))
     request = Request(args.prompt, seed=0, steps=args.steps, cfg=args.cfg)
     seconds = interleaved_medians(method_runs(backend, monitor, request, methods), args.rounds)
-    text = report(args.model, request, seconds, args.rounds, args.index)
+    text = report(args.model, request, seconds, args.rounds, args.index, torch.device(backend.device))
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -11,6 +11,8 @@ import pytest
 from gradio_client import Client
 
 from memdemo.backends import ModelError
+from memdemo.data.emojimem import EmojiMem
+from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.trace import Final, Step, Trace
 from memdemo.ui.layout import COMPARE, build_demo, user_errors
 from memdemo.ui.live import Verdicts, summarize
@@ -104,6 +106,17 @@ def test_verdict_compares_with_the_calibrated_threshold():
     assert "not measured" in Verdicts(None, "none").describe(Final(), "x", done=True)
 
 
+def test_final_verdict_adds_the_independent_copydet_check():
+    dataset = EmojiMem.load()
+    warning = dataset.images[dataset.captions.index("warning")]
+    scorer = CopydetScorer.load()
+    check = Verdicts(0.95, "copydet-guide", scorer=scorer).independent_check(warning, "warning")
+    assert check.startswith("Independent check (copydet): a copy") and "“warning” (the prompt's own)" in check
+    strict = CopydetScorer(scorer.index, threshold=1.01)
+    assert "not a copy" in Verdicts(0.95, "copydet-guide", scorer=strict).independent_check(warning, "warning")
+    assert Verdicts(0.45, "pixel").independent_check(warning, "warning") == ""
+
+
 def test_stable_diffusion_is_offered_only_with_local_weights_and_fails_with_a_message():
     assert "sd-v1-4" not in offered_models()
     with pytest.raises(gr.Error, match="cannot load Stable Diffusion"), user_errors():
@@ -139,7 +152,7 @@ def test_client_runs_baseline_and_amg_and_receives_images_and_trace(client, term
     result = client.predict("emojimem-ddpm", *controls(terms=terms), api_name="/generate")
     base_image, _, base_verdict, mitigated_image, _, _, _, _, strip, summary, _ = result
     assert all(path for path in (base_image, mitigated_image, strip))
-    assert "σ =" in base_verdict and "steps in" in summary
+    assert "σ =" in base_verdict and "Independent check (copydet)" in base_verdict and "steps in" in summary
     trace = run_trace(result)
     assert trace["run"]["method"] == method and trace["run"]["prompt"] == "warning"
     assert len(trace["trajectories"]["mitigated"]["steps"]) == 4

@@ -36,6 +36,7 @@ def test_export_build_and_query(tmp_path, capsys, emojimem):
         (["index", "query", "--index", str(SHIPPED_PIXEL_INDEX), "--image", "missing.png"], "does not exist"),
         (["index", "build", "--images", "nowhere", "--features", "pixel", "--out", "x"], "build-emojimem"),
         (["data", "export", "99999", "--out", "unused"], "out of range"),
+        (["bench", "--model", "emojimem-random", "--rounds", "0"], "--rounds must be at least 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(argv, message, capsys, monkeypatch, tmp_path):

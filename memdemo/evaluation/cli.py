@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from memdemo.evaluation.summary import table_markdown, write_summary
 from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
+
+SHARD_WAIT = timedelta(days=2)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -81,7 +84,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if shard.count > 1:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", shard.rank)))
-        dist.init_process_group("gloo")
+        # the barrier waits for the slowest shard, which may sample for hours longer (the default limit is 30 min)
+        dist.init_process_group("gloo", timeout=SHARD_WAIT)
     try:
         if not args.summarize_only:
             _sample(args, methods, prompts, shard)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from memdemo.reference.copydet import ASSETS, DESCRIPTORS, copydet_threshold
 from memdemo.reference.features import embed_images
 from memdemo.reference.index import ReferenceIndex
 
@@ -56,13 +55,18 @@ class CopydetScorer:
     @classmethod
     def load(cls, folder: Path = SCORE_INDEX) -> CopydetScorer:
         index = ReferenceIndex.load(folder, feature=SCORE_FEATURE)
-        return cls(index, copydet_threshold(ASSETS / DESCRIPTORS[SCORE_FEATURE]))
+        return cls(index, index.feature.threshold)
 
     def score(self, images: np.ndarray) -> ObjectScores:
         """uint8 (N, S, S, 3) images → their object-level scores."""
         embeddings = embed_images(self.index.feature, images)
         neighbours = self.index.search(embeddings, 1)
         return ObjectScores(neighbours.distances[:, 0], neighbours.ids[:, 0], embeddings)
+
+    def judge(self, image: np.ndarray) -> tuple[float, str]:
+        """One uint8 (S, S, 3) image → copydet cosine to its nearest training emoji, and that emoji's caption."""
+        neighbours = self.index.search(embed_images(self.index.feature, image[None]), 1)
+        return float(neighbours.distances[0, 0]), neighbours.captions[0][0]
 
     def frechet_to_training(self, embeddings: np.ndarray) -> float:
         """Fréchet distance of a group of sample embeddings to the unique training emoji (a quality proxy)."""

@@ -82,6 +82,9 @@ def score_images(
         for row, nl2, nearest_id in zip(scored, nl2s, nearest, strict=True):
             row["nl2"], row["pixel_similarity"] = float(nl2), float(pixel_similarity(nl2))
             row["own"] = None if row.get("own_id") is None else int(nearest_id) == row["own_id"]
+    else:  # what the guidance index recorded is not a pixel score
+        for row in scored:
+            row["nl2"] = row["pixel_similarity"] = row["own"] = None
     if scorer is None:
         return {}
     scores = scorer.score(images)

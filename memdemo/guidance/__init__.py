@@ -49,7 +49,7 @@ def make_policy(
         return CFGPolicy()
     if method == "amg":
         if monitor is None:
-            raise GuidanceError("AMG needs a reference index: pass --index indexes/emojimem-pixel (or another)")
+            raise GuidanceError("AMG needs a reference index: pass --index indexes/emojimem-copydet-guide (or another)")
         feature = monitor.index.feature
         calibrated = getattr(feature, "threshold", None)
         return AMGPolicy(monitor, amg_config(amg_preset, feature.metric, calibrated, **amg_overrides))

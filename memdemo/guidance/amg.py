@@ -70,7 +70,7 @@ class AMGConfig:
 # lets s2 reach its cap at σ = 0.3, as the official c2 = (s0 − 1 − s1)/0.3 does. c3 is per similarity: ‖∇σ‖ of the
 # pixel nL2 is small, so pixel G_sim needs ≈1e3 to act (research/probe-training.md); cosine uses the official 100.
 # A cosine descriptor with its own calibrated copy threshold τ (copydet) gets λ_t ending at τ; its c3 was chosen on
-# EmojiMem by eye and by the scoring descriptor (benchmarks/amg_copydet_c3.md).
+# EmojiMem by eye and by the scoring descriptor (benchmarks/amg_copydet.md).
 # `strong` doubles c1, c2 and multiplies c3 by 5, the paper's "increasing AMG's guidance scale".
 PRESETS = {
     ("main", "l2"): AMGConfig(c3=1e3, schedule="emojimem-pixel"),

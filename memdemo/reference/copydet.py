@@ -143,7 +143,6 @@ class CopydetFeature:
 
     def __init__(self, name: str, folder: Path) -> None:
         self.name = name
-        self.folder = folder
         self.model = load_copydet(folder)
         self.threshold = copydet_threshold(folder)
 

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.guidance.base import TERM_NAMES
 from memdemo.plots import draw_norm, draw_similarity, panel_figure
 from memdemo.sampling import Generation, StepUpdate, to_uint8
@@ -47,6 +48,7 @@ class Verdicts:
     threshold: float | None
     feature: str
     references: np.ndarray | None = None
+    scorer: CopydetScorer | None = None
 
     def nearest_image(self, nearest_id: int | None) -> np.ndarray | None:
         if self.references is None or nearest_id is None:
@@ -62,10 +64,21 @@ class Verdicts:
         own = " — the prompt's own training image" if record.nearest_caption == prompt and prompt else ""
         if self.threshold is None:
             return f"{when}: nearest {nearest}{own}, σ = {record.similarity:.2f} ({self.feature})"
-        copy = record.similarity >= self.threshold
-        sign, word = ("≥", "COPY") if copy else ("<", "not a copy")
+        copy = record.similarity > self.threshold
+        sign, word = (">", "COPY") if copy else ("≤", "not a copy")
         sigma = f"σ = {record.similarity:.2f} {sign} λ = {self.threshold:.2f}"
         return f"{when}: **{word}** — {sigma}; nearest {nearest}{own}"
+
+    def independent_check(self, image: np.ndarray, prompt: str) -> str:
+        """The final image judged by the scoring descriptor, which guidance never follows (DESIGN.md Decisions §9):
+        pushing σ of the guide below λ could fool the guide without removing the copy."""
+        if self.scorer is None:
+            return ""
+        similarity, caption = self.scorer.judge(image)
+        own = " (the prompt's own)" if caption == prompt and prompt else ""
+        tau = self.scorer.threshold
+        word, sign = ("a copy", ">") if similarity > tau else ("not a copy", "≤")
+        return f"Independent check (copydet): {word}, {similarity:.2f} {sign} τ = {tau:.2f}, nearest “{caption}”{own}."
 
 
 def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
@@ -95,9 +108,9 @@ def summarize(trace: Trace, threshold: float | None) -> str:
     total = len(mit.steps)
     parts = []
     if threshold is not None and base.steps and base.steps[0].similarity is not None:
-        first = next((s.index for s in base.steps if s.similarity >= threshold), None)
+        first = next((s.index for s in base.steps if s.similarity > threshold), None)
         detected = f"copy detected at step {first} of {total}" if first is not None else "no copy detected"
-        parts.append(f"Baseline: {detected} (σ_t ≥ λ = {threshold:.2f}).")
+        parts.append(f"Baseline: {detected} (σ_t > λ = {threshold:.2f}).")
     fired = [s for s in mit.steps if s.active]
     if method == "amg":
         counts = {name: sum(term in s.terms for s in fired) for term, name in TERM_NAMES.items()}
@@ -182,7 +195,11 @@ class LiveRun:
         return Frame(
             images={name: upscale(image) for name, image in generation.images.items()},
             nearest={name: self.verdicts.nearest_image(t.final.nearest_id) for name, t in finals.items()},
-            verdicts={name: self.verdicts.describe(t.final, prompt, done=True) for name, t in finals.items()},
+            verdicts={
+                name: f"{self.verdicts.describe(t.final, prompt, done=True)}  \n"
+                f"{self.verdicts.independent_check(generation.images[name], prompt)}"
+                for name, t in finals.items()
+            },
             norm_plot=norm_plot,
             similarity_plot=similarity_plot,
             strip=strip_image(self.strip),

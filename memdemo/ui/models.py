@@ -10,9 +10,10 @@ import numpy as np
 from huggingface_hub import try_to_load_from_cache
 
 from memdemo.backends import Backend, load_backend
+from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
-from memdemo.evaluation.scoring import PIXEL_INDEX
+from memdemo.evaluation.scoring import PIXEL_INDEX, CopydetScorer
 from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
@@ -75,12 +76,13 @@ class ModelRegistry:
     def _load(self, name: str) -> LoadedModel:
         backend = load_backend(name, self.device)
         slots = threading.BoundedSemaphore(self.concurrency)
-        if not backend.name.startswith("emojimem"):
+        if not isinstance(backend, EmojiMemBackend):
             return LoadedModel(backend, {}, slots)
         references = np.asarray(EmojiMem.load(DEFAULT_DIR).images)
+        scorer = CopydetScorer.load()
         similarities = {}
         for level, folder in SIMILARITY_INDEXES.items():
             monitor = SimilarityMonitor(backend, ReferenceIndex.load(folder))
             threshold = getattr(monitor.index.feature, "threshold", EMOJIMEM_PIXEL_THRESHOLD)
-            similarities[level] = (monitor, Verdicts(threshold, monitor.index.feature.name, references))
+            similarities[level] = (monitor, Verdicts(threshold, monitor.index.feature.name, references, scorer))
         return LoadedModel(backend, similarities, slots)
