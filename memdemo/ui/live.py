@@ -56,7 +56,8 @@ class Verdicts:
         return upscale(self.references[nearest_id])
 
     def describe(self, record: Final | Step, prompt: str, done: bool) -> str:
-        """'σ = 0.82 ≥ λ 0.45: a copy of #12 “warning” (the prompt's own training image)'."""
+        """E.g. 'final image: **COPY** — σ = 0.82 > λ = 0.45; nearest #12 “warning” — the prompt's own training
+        image'."""
         if record.similarity is None:
             return "No reference index for this model: similarity is not measured."
         when = "final image" if done else "current x̂0"
@@ -187,19 +188,21 @@ class LiveRun:
             strip=strip_image(self.strip),
         )
 
+    def _final_verdict(self, final: Final, image: np.ndarray) -> str:
+        """The guide's verdict and, on its own Markdown line, the independent copydet check when there is one."""
+        prompt = self.generation.request.prompt
+        lines = [self.verdicts.describe(final, prompt, done=True), self.verdicts.independent_check(image, prompt)]
+        return "  \n".join(line for line in lines if line)
+
     def _final(self) -> Frame:
-        generation, prompt = self.generation, self.generation.request.prompt
+        generation = self.generation
         trace = generation.trace
         finals: dict[str, Trajectory] = {"baseline": trace.baseline, "mitigated": trace.mitigated}
         norm_plot, similarity_plot = self._plots()
         return Frame(
             images={name: upscale(image) for name, image in generation.images.items()},
             nearest={name: self.verdicts.nearest_image(t.final.nearest_id) for name, t in finals.items()},
-            verdicts={
-                name: f"{self.verdicts.describe(t.final, prompt, done=True)}  \n"
-                f"{self.verdicts.independent_check(generation.images[name], prompt)}"
-                for name, t in finals.items()
-            },
+            verdicts={name: self._final_verdict(t.final, generation.images[name]) for name, t in finals.items()},
             norm_plot=norm_plot,
             similarity_plot=similarity_plot,
             strip=strip_image(self.strip),
