@@ -21,6 +21,7 @@ from memdemo.backends import load_backend
 from memdemo.bench import one_trajectory
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
+from memdemo.evaluation.scoring import read_images
 from memdemo.evaluation.summary import KEY_COLUMNS, load_samples, read_summary, table_markdown
 from memdemo.guidance import make_policy
 from memdemo.reference.copydet import DESCRIPTORS
@@ -135,7 +136,7 @@ def method_sheet(dataset: EmojiMem, path: Path, prompts: int = 20) -> list[str]:
     for prefix, folder in folders.items():
         for row in load_samples([folder]):
             if row["seed"] == 0 and row["prompt_set"] == "duplicated" and row.get("image_path"):
-                images[prefix + row["method"], row["prompt"]] = np.asarray(Image.open(row["image_path"]).convert("RGB"))
+                images[prefix + row["method"], row["prompt"]] = read_images([row["image_path"]])[0]
     chosen = load_prompts("duplicated", prompts)
     labels = [*SHEET_METHODS, "pixel amg-main"]
     blank = np.full_like(dataset.images[0], 255)

@@ -59,11 +59,17 @@ class EmojiMemBackend:
         self.name = name
         self.device = device
         self.dtype = torch.float32
-        # channels_last spares oneDNN a layout reorder per convolution: 0.89× the NCHW time on a 2-core CPU.
-        self.unet = unet.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+        self.unet = unet.to(device).eval().requires_grad_(False)
+        self.set_memory_format(torch.channels_last if device.type == "cpu" else torch.contiguous_format)
         self.schedule = schedule
         self.text_encoder = MiniLMTextEncoder(device)
         self._alphas_cumprod = DDPMScheduler.from_config(schedule).alphas_cumprod
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> None:
+        """Layout of the UNet's weights and inputs. channels_last spares oneDNN a reorder per convolution on CPU
+        (benchmarks/memory_format.md); other devices keep the default until measured."""
+        self.memory_format = memory_format
+        self.unet.to(memory_format=memory_format)
 
     @classmethod
     def random(cls, seed: int = 0, device: str = "cpu") -> EmojiMemBackend:
@@ -106,7 +112,7 @@ class EmojiMemBackend:
         return self.text_encoder(prompts)
 
     def predict_noise(self, x: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         return self.unet(x, t, encoder_hidden_states=embeddings).sample.contiguous()
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
