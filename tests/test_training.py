@@ -1,11 +1,15 @@
 from dataclasses import replace
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.data.emojimem import EmojiMem
-from memdemo.training.trainer import TrainConfig, TrainingData, ema_update, learning_rate, nature_copies, train
+from memdemo.errors import MemdemoError
+from memdemo.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+from memdemo.training.loop import ema_update, learning_rate
+from memdemo.training.trainer import TrainConfig, TrainingData, nature_copies, resolve_t_nature, train
 
 
 def _small(emojimem, count=24):
@@ -55,3 +59,63 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, emojimem):
     assert EmojiMemBackend.load(tmp_path / "resumed").unet.config.sample_size == 32
     log = (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 4
+
+
+def test_ambient_t_nature_zero_is_kept_and_out_of_range_is_refused():
+    assert resolve_t_nature(TrainConfig(objective="ambient", t_nature=0)) == 0
+    assert resolve_t_nature(TrainConfig(objective="ambient")) == 300
+    assert resolve_t_nature(TrainConfig(objective="ddpm", t_nature=0)) is None
+    with pytest.raises(MemdemoError, match="between 0 and 999"):
+        resolve_t_nature(TrainConfig(objective="ambient", t_nature=1000))
+
+
+@pytest.mark.parametrize("field, value, message", [("steps", 0, "--steps"), ("batch_size", 0, "--batch-size")])
+def test_settings_that_cannot_train_are_refused(tmp_path, emojimem, field, value, message):
+    with pytest.raises(MemdemoError, match=message):
+        train(replace(TrainConfig(), **{field: value}), _small(emojimem), tmp_path, progress=False)
+
+
+def test_resuming_with_another_recipe_names_the_difference(tmp_path, emojimem):
+    small = _small(emojimem)
+    config = TrainConfig(steps=2, batch_size=2, checkpoint_every=1, log_every=1)
+    train(config, small, tmp_path, progress=False)
+    with pytest.raises(MemdemoError, match="prediction: checkpoint 'epsilon', asked 'v_prediction'"):
+        train(replace(config, steps=3, prediction="v_prediction"), small, tmp_path, progress=False)
+
+
+def test_a_truncated_checkpoint_stops_with_a_clear_error(tmp_path, emojimem):
+    small = _small(emojimem)
+    config = TrainConfig(steps=1, batch_size=2, log_every=1)
+    train(config, small, tmp_path, progress=False)
+    weights = tmp_path / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(MemdemoError, match=r"truncated, corrupt or of another architecture.*delete the folder"):
+        train(replace(config, steps=2), small, tmp_path, progress=False)
+
+
+def test_cpu_budget_stops_early_and_records_cpu_time_and_resumes(tmp_path, emojimem):
+    small = _small(emojimem)
+    config = TrainConfig(steps=50, batch_size=2, log_every=1, checkpoint_every=100, max_cpu_minutes=1e-6)
+    card = train(config, small, tmp_path, progress=False)
+    assert card["steps_done"] == 1 and card["cpu_seconds"] > 0 and card["resumes"] == []
+    card = train(replace(config, steps=2, max_cpu_minutes=None), small, tmp_path, progress=False)
+    assert card["steps_done"] == 2 and [r["step"] for r in card["resumes"]] == [1]
+
+
+def test_latent_model_trains_on_autoencoder_latents_and_loads_as_a_backend(tmp_path, emojimem):
+    small = _small(emojimem)
+    vae = tmp_path / "vae"
+    ae_card = train_autoencoder(AutoencoderTrainConfig(steps=2, batch_size=2, log_every=1), small, vae, progress=False)
+    assert ae_card["scaling_factor"] > 0 and 0 <= ae_card["mae_train_median"] <= 1
+    config = TrainConfig(steps=1, batch_size=2, prediction="v_prediction", autoencoder=str(vae), log_every=1)
+    card = train(config, small, tmp_path / "model", progress=False)
+    assert card["space"] == "latent" and card["prediction"] == "v_prediction"
+    backend = EmojiMemBackend.load(tmp_path / "model")
+    assert backend.sample_shape == (4, 16, 16) and backend.prediction == "v_prediction"
+    x = torch.randn(2, *backend.sample_shape)
+    eps = backend.predict_noise(x, torch.tensor(500), backend.encode_text(["a", ""]).embeddings)
+    v = backend.unet(x, torch.tensor(500), encoder_hidden_states=backend.encode_text(["a", ""]).embeddings).sample
+    alpha_bar = backend.alphas_cumprod[500]
+    torch.testing.assert_close(eps, alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x)
+    pixels = backend.decode(x)
+    assert pixels.shape == (2, 3, 32, 32) and pixels.min() >= 0 and pixels.max() <= 1

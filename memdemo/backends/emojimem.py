@@ -1,4 +1,5 @@
-"""EmojiMem: a text-conditional pixel-space UNet (32×32×3) with cross-attention on MiniLM token states."""
+"""EmojiMem: a text-conditional UNet with cross-attention on MiniLM token states, on 32×32×3 pixels or on the
+4×16×16 latents of its own small autoencoder (a tiny Stable Diffusion); ε- or v-prediction."""
 
 from __future__ import annotations
 
@@ -6,31 +7,54 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from memdemo.backends.base import ModelError, TextEncoding, make_scheduler
 from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, MiniLMTextEncoder
+from memdemo.training.objectives import PREDICTIONS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "unet.safetensors"
-# Cross-attention only at 8×8: the fastest layout on CPU (research/probe-env.md §3, config F).
-UNET_CONFIG = {
-    "sample_size": 32,
-    "in_channels": 3,
-    "out_channels": 3,
-    "block_out_channels": [32, 64, 96],
-    "layers_per_block": 1,
-    "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
-    "cross_attention_dim": EMBEDDING_DIM,
-    "attention_head_dim": 8,
-    "norm_num_groups": 16,
-}
+AUTOENCODER_FOLDER = "vae"
+
+
+def unet_config(sample_size: int = 32, channels: int = 3) -> dict:
+    """The EmojiMem UNet: 2.7 M parameters, cross-attention only at the lowest level, the fastest layout on CPU
+    (docs/emojimem.md)."""
+    return {
+        "sample_size": sample_size,
+        "in_channels": channels,
+        "out_channels": channels,
+        "block_out_channels": [32, 64, 96],
+        "layers_per_block": 1,
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+        "cross_attention_dim": EMBEDDING_DIM,
+        "attention_head_dim": 8,
+        "norm_num_groups": 16,
+    }
+
+
+UNET_CONFIG = unet_config()
 # 1000 training steps so that t = 500 or 650 means what it means in the papers.
 SCHEDULE_CONFIG = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
+
+
+def v_to_epsilon(v: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """ε = √ᾱ_t·v + √(1 − ᾱ_t)·x_t, from x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε and v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0."""
+    a = alpha_bar.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    return a.sqrt() * v + (1 - a).sqrt() * x_t
+
+
+def load_autoencoder(folder: Path) -> AutoencoderKL:
+    """A diffusers AutoencoderKL folder, safetensors only, with a clear message when it is unreadable."""
+    try:
+        return AutoencoderKL.from_pretrained(folder, use_safetensors=True)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelError(f"{folder} is not a readable autoencoder ({str(error).splitlines()[0][:200]})") from error
 
 
 def train_command(folder: Path) -> str:
@@ -38,28 +62,51 @@ def train_command(folder: Path) -> str:
     return f"python -m memdemo train --objective {objective} --out {folder}"
 
 
-def save_emojimem(folder: Path, unet: UNet2DConditionModel, card: dict | None = None) -> None:
-    """Write config.json (architecture, schedule, card) and unet.safetensors."""
+def save_emojimem(
+    folder: Path,
+    unet: UNet2DConditionModel,
+    card: dict | None = None,
+    prediction: str = "epsilon",
+    autoencoder: AutoencoderKL | None = None,
+) -> None:
+    """Write config.json (architecture, schedule, parameterisation, card), unet.safetensors and, for a latent
+    model, the autoencoder as a diffusers `vae/` folder."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in unet.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
-    config = {"unet": dict(unet.config), "schedule": SCHEDULE_CONFIG, "max_tokens": MAX_TOKENS, "card": card or {}}
+    if autoencoder is not None:
+        autoencoder.save_pretrained(folder / AUTOENCODER_FOLDER, safe_serialization=True)
+    config = {"unet": dict(unet.config), "schedule": SCHEDULE_CONFIG, "max_tokens": MAX_TOKENS}
+    config |= {"prediction": prediction, "card": card or {}}
     config["unet"] = {key: value for key, value in config["unet"].items() if not key.startswith("_")}
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list) + "\n", encoding="utf-8")
 
 
 class EmojiMemBackend:
-    """The built-in model; `load` reads shipped weights, `random` gives the same architecture untrained."""
+    """The built-in model; `load` reads shipped weights, `random` gives the same architecture untrained.
+    `predict_noise` always returns ε: a v-prediction is converted, so every signal downstream stays correct."""
 
-    sample_shape = (3, 32, 32)
     image_size = 32
     max_tokens = MAX_TOKENS
 
-    def __init__(self, name: str, unet: UNet2DConditionModel, schedule: dict, device: torch.device) -> None:
+    def __init__(
+        self,
+        name: str,
+        unet: UNet2DConditionModel,
+        schedule: dict,
+        device: torch.device,
+        prediction: str = "epsilon",
+        autoencoder: AutoencoderKL | None = None,
+    ) -> None:
+        if prediction not in PREDICTIONS:
+            raise ModelError(f"{name}: prediction type {prediction!r} is neither of {', '.join(PREDICTIONS)}")
         self.name = name
         self.device = device
         self.dtype = torch.float32
         self.unet = unet.to(device).eval().requires_grad_(False)
+        self.sample_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
+        self.prediction = prediction
+        self.autoencoder = autoencoder.to(device).eval().requires_grad_(False) if autoencoder else None
         self.set_memory_format(torch.channels_last if device.type == "cpu" else torch.contiguous_format)
         self.schedule = schedule
         self.text_encoder = MiniLMTextEncoder(device)
@@ -102,7 +149,9 @@ class EmojiMemBackend:
                 f"({len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} mis-shaped tensors)"
             )
         unet.load_state_dict(state)
-        return cls(folder.name, unet, config.get("schedule", SCHEDULE_CONFIG), torch.device(device))
+        autoencoder = load_autoencoder(folder / AUTOENCODER_FOLDER) if (folder / AUTOENCODER_FOLDER).is_dir() else None
+        schedule, prediction = config.get("schedule", SCHEDULE_CONFIG), config.get("prediction", "epsilon")
+        return cls(folder.name, unet, schedule, torch.device(device), prediction, autoencoder)
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -112,11 +161,17 @@ class EmojiMemBackend:
         return self.text_encoder(prompts)
 
     def predict_noise(self, x: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=self.memory_format)
-        return self.unet(x, t, encoder_hidden_states=embeddings).sample.contiguous()
+        output = self.unet(x.contiguous(memory_format=self.memory_format), t, encoder_hidden_states=embeddings)
+        output = output.sample.contiguous()
+        if self.prediction == "epsilon":
+            return output
+        return v_to_epsilon(output, x, self._alphas_cumprod.to(x.device)[t])
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
-        """Pixels in [−1, 1] → [0, 1]; differentiable (clamping passes gradients inside the range)."""
+        """x̂0 → pixels in [0, 1], through the autoencoder's decoder for a latent model; differentiable (clamping
+        passes gradients inside the range)."""
+        if self.autoencoder is not None:
+            x0 = self.autoencoder.decode(x0 / self.autoencoder.config.scaling_factor).sample
         return ((x0 + 1) / 2).clamp(0, 1)
 
     def make_scheduler(self, name: str):

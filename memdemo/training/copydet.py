@@ -20,7 +20,7 @@ from memdemo.reference.copydet import CALIBRATION_FILE, CopydetConfig, CopyDetec
 from memdemo.reference.features import images_to_tensor
 from memdemo.training.augment import copy_edit
 from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
-from memdemo.training.trainer import ema_update, learning_rate
+from memdemo.training.loop import ema_update, learning_rate
 
 TARGET_PRECISION = 0.9
 

@@ -1,24 +1,23 @@
-"""Train EmojiMem on its training split (duplicates repeated as recorded) with the DDPM or the Ambient objective."""
+"""Train EmojiMem on its training split (duplicates repeated as recorded) with the DDPM or the Ambient objective, in
+pixel space or on the latents of a trained EmojiMem autoencoder (docs/training.md)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
-from tqdm import tqdm
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
-from memdemo.backends.emojimem import SCHEDULE_CONFIG, UNET_CONFIG, save_emojimem
+from memdemo.backends.emojimem import CONFIG_FILE, SCHEDULE_CONFIG, save_emojimem, unet_config
 from memdemo.backends.text_encoder import MiniLMTextEncoder
 from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
-from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
-from memdemo.training.objectives import diffusion_loss, nature_sigma2, noised_inputs
+from memdemo.training.autoencoder import training_pixels
+from memdemo.training.loop import LoopSettings, LoopState, run_loop
+from memdemo.training.objectives import PREDICTIONS, diffusion_loss, nature_sigma2, noised_inputs, prediction_target
 
 OBJECTIVES = ("ddpm", "ambient")
 DEFAULT_T_NATURE = 300
@@ -26,10 +25,13 @@ DEFAULT_T_NATURE = 300
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters; research/probe-training.md sized them (lr 1e-3 at batch 64, EMA with warm-up)."""
+    """Hyperparameters (docs/training.md: lr 1e-3 at batch 64, EMA with warm-up; the recipe study chose the rest)."""
 
     objective: str = "ddpm"
     t_nature: int | None = None
+    prediction: str = "epsilon"
+    min_snr_gamma: float | None = None
+    autoencoder: str | None = None
     steps: int = 20_000
     batch_size: int = 64
     lr: float = 1e-3
@@ -39,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    max_cpu_minutes: float | None = None
 
 
 @dataclass
@@ -58,12 +61,11 @@ class TrainingData:
             raise MemdemoError(
                 "the dataset has no training split; rebuild it with `python -m memdemo data build-emojimem`"
             )
-        pixels = torch.from_numpy(dataset.images[[r.id for r in records]]).permute(0, 3, 1, 2).float()
         embeddings = torch.cat(
             [encoder([r.caption for r in records[i : i + 256]]).embeddings for i in range(0, len(records), 256)]
         )
         entries = torch.repeat_interleave(torch.arange(len(records)), torch.tensor([r.copies for r in records]))
-        return cls(pixels / 127.5 - 1, embeddings, encoder([""]).embeddings, entries)
+        return cls(training_pixels(dataset), embeddings, encoder([""]).embeddings, entries)
 
     def sample(self, size: int, generator: torch.Generator, caption_dropout: float, timesteps: int, device: str):
         """A random batch: clean images, their noisy copies (Ambient), caption states with dropout, t and noise."""
@@ -83,93 +85,97 @@ def nature_copies(images: torch.Tensor, t_nature: int, alphas_cumprod: torch.Ten
     return (1 - sigma2) ** 0.5 * images + sigma2**0.5 * torch.randn(images.shape, generator=generator)
 
 
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
-    """EMA with warm-up min(decay, (1 + t)/(10 + t)), so early averages forget the random initialisation."""
-    rate = min(decay, (1 + step) / (10 + step))
-    with torch.no_grad():
-        for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
-            averaged.lerp_(current, 1 - rate)
+@torch.no_grad()
+def encode_latents(autoencoder: AutoencoderKL, pixels: torch.Tensor) -> torch.Tensor:
+    """Posterior means of the training images times the autoencoder's scaling factor: the latent "images"."""
+    scale = autoencoder.config.scaling_factor
+    return torch.cat(
+        [autoencoder.encode(pixels[i : i + 256]).latent_dist.mode() * scale for i in range(0, len(pixels), 256)]
+    )
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10% (probe-training.md: decay should reduce the colour shift)."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+def resolve_t_nature(config: TrainConfig) -> int | None:
+    """Ambient's t_n as asked (0 is allowed and means DDPM); None for the DDPM objective."""
+    if config.objective != "ambient":
+        return None
+    t_nature = DEFAULT_T_NATURE if config.t_nature is None else config.t_nature
+    if not 0 <= t_nature < 1000:
+        raise MemdemoError(f"--t-nature must be between 0 and 999, got {t_nature}")
+    return t_nature
 
 
-def _resumable(config: dict) -> dict:
-    """The settings a checkpoint must share with the run that resumes it (more --steps may continue a run)."""
-    return {k: v for k, v in config.items() if k not in ("steps", "checkpoint_every", "log_every")}
+def check_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot train, with the allowed values."""
+    if config.objective not in OBJECTIVES:
+        raise MemdemoError(f"unknown objective {config.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if config.prediction not in PREDICTIONS:
+        raise MemdemoError(f"unknown prediction {config.prediction!r}; choose one of: {', '.join(PREDICTIONS)}")
+    for name in ("steps", "batch_size"):
+        if getattr(config, name) < 1:
+            raise MemdemoError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.min_snr_gamma is not None and not config.min_snr_gamma > 0:
+        raise MemdemoError(f"--min-snr-gamma must be positive, got {config.min_snr_gamma}")
 
 
 def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu", progress: bool = True) -> dict:
-    """Train (resuming from out/checkpoint if present), then write out/config.json + out/unet.safetensors (EMA)."""
-    if config.objective not in OBJECTIVES:
-        raise MemdemoError(f"unknown objective {config.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
-    t_nature = (config.t_nature or DEFAULT_T_NATURE) if config.objective == "ambient" else None
+    """Train (resuming from out/checkpoint if present); writes the EMA model to out/ at every checkpoint."""
+    check_config(config)
+    t_nature = resolve_t_nature(config)
+    autoencoder = None
+    if config.autoencoder is not None:
+        autoencoder = AutoencoderKL.from_pretrained(config.autoencoder, use_safetensors=True).to(device).eval()
     torch.manual_seed(config.seed)
-    model = UNet2DConditionModel(**UNET_CONFIG).to(device)
+    channels = autoencoder.config.latent_channels if autoencoder else 3
+    size = 32 // 2 ** (len(autoencoder.config.block_out_channels) - 1) if autoencoder else 32
+    model = UNet2DConditionModel(**unet_config(size, channels)).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     alphas = DDPMScheduler.from_config(SCHEDULE_CONFIG).alphas_cumprod
     data = TrainingData.from_dataset(dataset, MiniLMTextEncoder(torch.device(device)))
+    if autoencoder is not None:
+        data.images = encode_latents(autoencoder, data.images.to(device)).cpu()
     if t_nature is not None:
         data.nature = nature_copies(data.images, t_nature, alphas, config.seed)
     alphas = alphas.to(device)
     generator = torch.Generator().manual_seed(config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint, start, seconds = out / "checkpoint", 0, 0.0
-    if (checkpoint / STATE_FILE).is_file():
-        state = load_checkpoint(checkpoint, model, ema, optimizer)
-        if _resumable(state["config"]) != _resumable(asdict(config)):
-            raise MemdemoError(f"{checkpoint} was made with other settings; delete it or pass the same options")
-        start, seconds = state["step"], state["seconds"]
-        generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
-    log = (out / "train_log.jsonl").open("a", encoding="utf-8")
-    steps = range(start, config.steps)
-    bar = tqdm(steps, initial=start, total=config.steps, disable=not progress, desc=config.objective)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
-    started = time.perf_counter() - seconds
-    for step in bar:
+
+    def train_step(step: int) -> torch.Tensor:
         x0, x_nature, states, t, noise = data.sample(
             config.batch_size, generator, config.caption_dropout, len(alphas), device
         )
         x_t = noised_inputs(x0, x_nature, t, noise, t_nature, alphas)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        with autocast:
-            eps = model(x_t, t, encoder_hidden_states=states).sample
-        loss = diffusion_loss(eps.float(), x_t, noise, x_nature, t, t_nature, alphas).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        ema_update(ema, model, step, config.ema_decay)
-        done, elapsed = step + 1, time.perf_counter() - started
-        if done % config.log_every == 0 or done == config.steps:
-            record = {"step": done, "loss": round(loss.item(), 5), "lr": learning_rate(config, step)}
-            log.write(json.dumps({**record, "seconds": round(elapsed, 1)}) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            state = {
-                "step": done,
-                "config": asdict(config),
-                "seconds": elapsed,
-                "generator": generator.get_state().tolist(),
-            }
-            save_checkpoint(checkpoint, model, ema, optimizer, state)
-    log.close()
-    card = {
-        "objective": config.objective,
-        "t_nature": t_nature,
-        "sigma_ve_nature": None if t_nature is None else ((1 - alphas[t_nature]) / alphas[t_nature]).sqrt().item(),
-        "hyperparameters": asdict(config),
-        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "steps_done": config.steps,
-    }
-    save_emojimem(out, ema, card)
-    return card
+        output = model(x_t, t, encoder_hidden_states=states).sample
+        target = prediction_target(x0, noise, alphas[t], config.prediction)
+        loss = diffusion_loss(
+            output, x_t, target, x_nature, t, t_nature, alphas, config.prediction, config.min_snr_gamma
+        )
+        return loss.mean()
+
+    def write(state: LoopState) -> None:
+        card = {
+            "objective": config.objective,
+            "t_nature": t_nature,
+            "sigma_ve_nature": None if t_nature is None else ((1 - alphas[t_nature]) / alphas[t_nature]).sqrt().item(),
+            "prediction": config.prediction,
+            "space": "latent" if autoencoder else "pixel",
+            "hyperparameters": asdict(config),
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+            "train_seconds": round(state.seconds, 1),
+            "cpu_seconds": round(state.cpu_seconds, 1),
+            "resumes": state.resumes,
+            "steps_done": state.step,
+        }
+        save_emojimem(out, ema, card, config.prediction, autoencoder)
+
+    settings = LoopSettings(
+        config.steps,
+        config.lr,
+        config.warmup_steps,
+        config.ema_decay,
+        config.checkpoint_every,
+        config.log_every,
+        config.max_cpu_minutes,
+        config.objective,
+    )
+    run_loop(settings, asdict(config), model, ema, optimizer, train_step, generator, out, write, progress)
+    return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["card"]

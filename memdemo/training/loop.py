@@ -1,0 +1,173 @@
+"""The training-loop core every EmojiMem trainer shares: resume, learning-rate schedule, EMA, logging, checkpoints,
+a CPU-time budget and a clean stop on SIGTERM/SIGINT (docs/training.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from memdemo.errors import MemdemoError
+from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint, saved_config
+
+# Settings that may change between a run and its resumption: more steps, other bookkeeping, another budget.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes")
+
+
+@dataclass
+class LoopSettings:
+    """How long to train and how often to log and checkpoint."""
+
+    steps: int
+    lr: float
+    warmup_steps: int
+    ema_decay: float
+    checkpoint_every: int
+    log_every: int
+    max_cpu_minutes: float | None = None
+    description: str = "train"
+
+
+@dataclass
+class LoopState:
+    """Progress that survives a resume: steps done, wall and CPU seconds, and every resume."""
+
+    step: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    resumes: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:
+    """EMA with warm-up min(decay, (1 + t)/(10 + t)), so early averages forget the random initialisation."""
+    rate = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
+            averaged.lerp_(current, 1 - rate)
+
+
+def learning_rate(settings: LoopSettings, step: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def config_differences(saved: dict, wanted: dict) -> list[str]:
+    """The settings, other than RESUMABLE_CHANGES, in which a checkpoint's config differs from the one asked for."""
+    keys = sorted((saved.keys() | wanted.keys()) - set(RESUMABLE_CHANGES))
+    return [
+        f"{key}: checkpoint {saved.get(key)!r}, asked {wanted.get(key)!r}"
+        for key in keys
+        if saved.get(key) != wanted.get(key)
+    ]
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step, so a checkpoint is never half-written."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: no handler, the loop still runs
+                self._previous[number] = signal.signal(number, self._request)
+        return self
+
+    def _request(self, *_: object) -> None:
+        self.requested = True
+
+    def __exit__(self, *_: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def run_loop(
+    settings: LoopSettings,
+    config: dict,
+    model: torch.nn.Module,
+    ema: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_step: Callable[[int], torch.Tensor],
+    generator: torch.Generator,
+    out: Path,
+    on_checkpoint: Callable[[LoopState], None],
+    progress: bool = True,
+) -> LoopState:
+    """Resume from out/checkpoint when it exists, then run `train_step(step) → loss` until `settings.steps`, the CPU
+    budget, or a stop signal; checkpoint (and call `on_checkpoint`) every `checkpoint_every` steps and at the end."""
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, state = out / "checkpoint", LoopState()
+    if (checkpoint / STATE_FILE).is_file():
+        differences = config_differences(saved_config(checkpoint), config)
+        if differences:
+            raise MemdemoError(
+                f"{checkpoint} was made with other settings ({'; '.join(differences)}); "
+                "pass the same options to resume, or delete the folder to start over"
+            )
+        saved = load_checkpoint(checkpoint, model, ema, optimizer)
+        state = LoopState(
+            saved["step"], saved["seconds"], saved.get("cpu_seconds", saved["seconds"]), saved.get("resumes", [])
+        )
+        state.resumes.append({"step": state.step, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        generator.set_state(torch.tensor(saved["generator"], dtype=torch.uint8))
+    budget = None if settings.max_cpu_minutes is None else state.cpu_seconds + 60 * settings.max_cpu_minutes
+    wall_start, cpu_start = time.perf_counter() - state.seconds, time.process_time() - state.cpu_seconds
+    log = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    bar = tqdm(
+        range(state.step, settings.steps),
+        initial=state.step,
+        total=settings.steps,
+        disable=not progress,
+        desc=settings.description,
+    )
+
+    def save() -> None:
+        state.seconds, state.cpu_seconds = time.perf_counter() - wall_start, time.process_time() - cpu_start
+        record = {"step": state.step, "config": config, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds}
+        record |= {"resumes": state.resumes, "generator": generator.get_state().tolist()}
+        save_checkpoint(checkpoint, model, ema, optimizer, record)
+        on_checkpoint(state)
+
+    with _StopRequest() as stop:
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(settings, step)
+            loss = train_step(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            ema_update(ema, model, step, settings.ema_decay)
+            state.step = step + 1
+            over_budget = budget is not None and time.process_time() - cpu_start >= budget
+            last = state.step == settings.steps or over_budget or stop.requested
+            if state.step % settings.log_every == 0 or last:
+                entry = {"step": state.step, "loss": round(loss.item(), 5), "lr": learning_rate(settings, step)}
+                entry |= {
+                    "seconds": round(time.perf_counter() - wall_start, 1),
+                    "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                }
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if state.step % settings.checkpoint_every == 0 or last:
+                save()
+            if last:
+                state.stopped_early = state.step < settings.steps
+                break
+    log.close()
+    return state
