@@ -1,5 +1,5 @@
 """The one sampling loop: baseline and mitigated trajectories from the same x_T, one batched UNet call per step,
-one `Step` per trajectory per step; a policy decides the mitigated ε̂ (DESIGN.md, "One generation")."""
+one `Step` per trajectory per step; a policy decides the mitigated ε̂ (docs/formulas.md, "One sampling step")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The small protocol every model behind the sampling loop implements (DESIGN.md, "Two kinds of model")."""
+"""The small protocol every model behind the sampling loop implements (docs/formulas.md, "Notation")."""
 
 from __future__ import annotations
 

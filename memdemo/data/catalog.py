@@ -13,7 +13,7 @@ _SKIN_TONES = range(0x1F3FB, 0x1F400)
 _REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
 _TAGS = range(0xE0020, 0xE0080)
 
-# Words whose removal makes near-twins share a family key (DESIGN.md, Decisions §10).
+# Words whose removal makes near-twins share a family key (docs/decisions.md §10).
 _GENDER_WORDS = "man woman person men women people boy girl child adult older male female"
 _COLOUR_WORDS = "red orange yellow green blue purple brown black white pink grey gray light dark"
 _DIRECTION_WORDS = "left right leftwards rightwards up down upwards downwards"

@@ -1,4 +1,4 @@
-"""Group near-twin emoji into families so a split never puts one twin on each side (DESIGN.md, Decisions §10)."""
+"""Group near-twin emoji into families so a split never puts one twin on each side (docs/decisions.md §10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Summary of samples.jsonl per (model, prompt set, method) in the AMG paper's form (DESIGN.md Decisions §6):
+"""Summary of samples.jsonl per (model, prompt set, method) in the AMG paper's form (docs/decisions.md §6):
 object-level similarity tail and copy shares (copydet), pixel-level nL2 tail and copy shares, own-NN rates, the
 Fréchet distance to the training set in copydet space, speed; and the detection ROC when both prompt sets exist."""
 

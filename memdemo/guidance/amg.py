@@ -68,7 +68,7 @@ class AMGConfig:
 
 # The paper gives no constants. c1 = 13 is the official code's (s1 reaches s0 − 1 = 6.5 at σ = 0.5); c2 = 6.5/0.3
 # lets s2 reach its cap at σ = 0.3, as the official c2 = (s0 − 1 − s1)/0.3 does. c3 is per similarity: ‖∇σ‖ of the
-# pixel nL2 is small, so pixel G_sim needs ≈1e3 to act (research/probe-training.md); cosine uses the official 100.
+# pixel nL2 is small, so pixel G_sim needs ≈1e3 to act (docs/decisions.md §5); cosine uses the official 100.
 # A cosine descriptor with its own calibrated copy threshold τ (copydet) gets λ_t ending at τ; its c3 was chosen on
 # EmojiMem by eye and by the scoring descriptor (benchmarks/amg_copydet.md).
 # `strong` doubles c1, c2 and multiplies c3 by 5, the paper's "increasing AMG's guidance scale".

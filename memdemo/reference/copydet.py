@@ -21,7 +21,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "copydet.safetensors"
 CALIBRATION_FILE = "calibration.json"
 # The descriptor that scores copies, and an independent one (another seed, noise-aware, blurred input) that G_sim
-# follows: guiding on a descriptor and scoring with the same one rewards fooling it (DESIGN.md Decisions §9).
+# follows: guiding on a descriptor and scoring with the same one rewards fooling it (docs/decisions.md §9).
 DESCRIPTORS = {"copydet": "emojimem-copydet", "copydet-guide": "emojimem-copydet-guide"}
 
 

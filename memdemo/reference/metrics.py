@@ -26,7 +26,7 @@ def normalized_l2(distances, alpha: float = NL2_ALPHA, k: int = NL2_K):
 
 
 def pixel_similarity(nl2):
-    """σ_pix = 1 − nL2/2: Eq. 8 mapped to a positive, higher-is-closer scale (DESIGN.md, Decisions §1)."""
+    """σ_pix = 1 − nL2/2: Eq. 8 mapped to a positive, higher-is-closer scale (docs/decisions.md §1)."""
     return 1 - nl2 / 2
 
 

@@ -27,7 +27,7 @@ TARGET_PRECISION = 0.9
 
 @dataclass(frozen=True)
 class CopydetTrainConfig:
-    """Hyperparameters; research/probe-training.md: NT-Xent at τ = 0.1, batch 128, ~1,000 steps on CPU."""
+    """Hyperparameters: NT-Xent at τ = 0.1, batch 128, ~1,000 steps on CPU (docs/decisions.md §9)."""
 
     steps: int = 1000
     batch_size: int = 128
@@ -140,7 +140,7 @@ def threshold_for_precision(
 @torch.no_grad()
 def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: int = 4, seed: int = 1234) -> dict:
     """Positives: copy edits of each holdout emoji vs the emoji itself; negatives: each holdout emoji vs its most
-    similar training emoji (a distinct family, DESIGN.md Decisions §10). Classes weighted equally."""
+    similar training emoji (a distinct family, docs/decisions.md §10). Classes weighted equally."""
     model = model.cpu().eval()
     holdout = images_to_tensor(dataset.images[dataset.ids("holdout")])
     train_embeddings = model(training_images(dataset))

@@ -79,7 +79,7 @@ class TrainingData:
 
 
 def nature_copies(images: torch.Tensor, t_nature: int, alphas_cumprod: torch.Tensor, seed: int) -> torch.Tensor:
-    """One fixed noisy copy x_{t_n} per unique image (duplicates share it, DESIGN.md Decisions §2)."""
+    """One fixed noisy copy x_{t_n} per unique image (duplicates share it, docs/decisions.md §2)."""
     generator = torch.Generator().manual_seed(seed + 1)
     sigma2 = nature_sigma2(t_nature, alphas_cumprod)
     return (1 - sigma2) ** 0.5 * images + sigma2**0.5 * torch.randn(images.shape, generator=generator)

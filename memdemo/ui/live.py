@@ -71,7 +71,7 @@ class Verdicts:
         return f"{when}: **{word}** — {sigma}; nearest {nearest}{own}"
 
     def independent_check(self, image: np.ndarray, prompt: str) -> str:
-        """The final image judged by the scoring descriptor, which guidance never follows (DESIGN.md Decisions §9):
+        """The final image judged by the scoring descriptor, which guidance never follows (docs/decisions.md §9):
         pushing σ of the guide below λ could fool the guide without removing the copy."""
         if self.scorer is None:
             return ""
