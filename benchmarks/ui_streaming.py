@@ -19,13 +19,12 @@ from memdemo.sampling import Generation
 from memdemo.ui.layout import build_demo
 from memdemo.ui.live import LiveRun
 from memdemo.ui.models import ModelRegistry
-from memdemo.ui.settings import RunSettings
+from memdemo.ui.settings import RunSettings, api_arguments
 
 HERE = Path(__file__).resolve().parent
 MODEL = "emojimem-ddpm"
 SETTINGS = RunSettings(prompt="rescue worker's helmet", seed=1)
-CONTROLS = [SETTINGS.prompt, SETTINGS.seed, SETTINGS.steps, SETTINGS.cfg, "ddim", ["spe", "dup", "sim"], "main"]
-CONTROLS += [None, None, None, "preset", "off", 500, False, None, SETTINGS.similarity]
+ARGUMENTS = api_arguments(MODEL, {"prompt": SETTINGS.prompt, "seed": SETTINGS.seed})
 
 
 def main() -> None:
@@ -55,9 +54,7 @@ def main() -> None:
         "UI frames in process (adaptive frame spacing, plots, previews, bundle)": lambda: list(
             LiveRun(generation(), verdicts).frames()
         ),
-        "served app through gradio_client (websocket, files)": lambda: client.predict(
-            MODEL, *CONTROLS, api_name="/generate"
-        ),
+        "served app through gradio_client (websocket, files)": lambda: client.predict(*ARGUMENTS, api_name="/generate"),
     }
     medians = interleaved_medians(runs, args.rounds)
     demo.close()

@@ -13,31 +13,22 @@ from pathlib import Path
 import torch
 
 from memdemo.backends import MODEL_HELP, Backend, load_backend
-from memdemo.evaluation.methods import METHOD_NAMES, EvaluationError, make_method_policy, parse_methods
+from memdemo.evaluation.batch_sampling import sample_cfg
+from memdemo.evaluation.methods import EvaluationError, make_method_policy, method_names, parse_methods
 from memdemo.generate import DEFAULT_INDEX
-from memdemo.guidance import Policy, SimilarityMonitor, make_policy
-from memdemo.guidance.cfg import classifier_free_guidance
+from memdemo.guidance import Policy, SimilarityMonitor, build_policy
 from memdemo.reference.index import ReferenceIndex
-from memdemo.sampling import Generation, Request, initial_noise
+from memdemo.sampling import Generation, Request
 
 # A memorized EmojiMem caption: AMG's gate opens on it, as it would in use.
 DEFAULT_PROMPT = "warning"
 REFERENCE = "plain CFG, one trajectory"
 
 
-@torch.no_grad()
 def one_trajectory(backend: Backend, request: Request) -> None:
     """The reference: a single plain CFG trajectory (batch 2 per step), no trace, no monitoring."""
-    embeddings = backend.encode_text(["", request.prompt]).embeddings
-    scheduler = backend.make_scheduler(request.scheduler)
-    scheduler.set_timesteps(request.steps)
-    x = initial_noise(backend, request.seed) * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        model_input = scheduler.scale_model_input(x, t)
-        eps_u, eps_c = backend.predict_noise(torch.cat([model_input, model_input]), t, embeddings).chunk(2)
-        x = scheduler.step(classifier_free_guidance(eps_u, eps_c, request.cfg), t, x).prev_sample
-    backend.decode(x)
-    if x.is_cuda:
+    sample_cfg(backend, [request.prompt], [request.seed], request.cfg, request.steps, request.scheduler)
+    if backend.device.type == "cuda":
         torch.cuda.synchronize()
 
 
@@ -65,9 +56,9 @@ def method_runs(
     runs = {REFERENCE: lambda: one_trajectory(backend, request)}
     for name in methods:
         runs[name] = side_by_side(name, lambda name=name: make_method_policy(name, request.cfg, monitor))
-    always_open = {"schedule": "constant", "constant_threshold": -1.0}
+    always_open = {"schedule": "constant", "threshold": -1.0}
     runs["amg-main, gate open at every step (worst case)"] = side_by_side(
-        "amg-main", lambda: make_policy("amg", request.cfg, monitor, **always_open)
+        "amg-main", lambda: build_policy("amg", always_open, request.cfg, monitor)
     )
     return runs
 
@@ -103,7 +94,7 @@ def report(
 def add_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="ms per image of every method and the ratio to plain CFG")
     bench.add_argument("--model", default="emojimem-ddpm", help=MODEL_HELP)
-    bench.add_argument("--methods", default=",".join(METHOD_NAMES), help="comma-separated evaluation methods")
+    bench.add_argument("--methods", default=",".join(method_names()), help="comma-separated evaluation methods")
     bench.add_argument("--prompt", default=DEFAULT_PROMPT)
     bench.add_argument("--steps", type=int, default=50)
     bench.add_argument("--cfg", type=float, default=7.5)

@@ -21,7 +21,7 @@ def draw_norm(axes: Axes, trace: Trace) -> None:
     mitigated = trace.mitigated.steps
     transition = trace.mitigated.transition_step
     if transition is not None:
-        fallback = " fallback" if "transition-fallback" in mitigated[transition].terms else ""
+        fallback = " fallback" if mitigated[transition].fallback else ""
         label = f"transition{fallback} (t = {mitigated[transition].t})"
         axes.axvline(transition, color=COLOURS["mitigated"], linestyle=":", label=label)
     axes.set(title="‖ε_c − ε_u‖ per step (unsquared)", xlabel="denoising step", ylabel="norm")
@@ -41,7 +41,7 @@ def draw_similarity(axes: Axes, trace: Trace) -> None:
     for s in mitigated:
         if s.active:
             axes.axvspan(s.index - 0.5, s.index + 0.5, color=COLOURS["mitigated"], alpha=0.12, lw=0)
-    feature = trace.run.get("feature") or "none"
+    feature = trace.run.feature or "none"
     axes.set(title=f"σ_t of x̂0 to the nearest training image ({feature})", xlabel="denoising step")
     if axes.lines:
         axes.legend(fontsize=8, loc="upper left")
@@ -54,7 +54,7 @@ def trace_figure(trace: Trace) -> Figure:
     draw_norm(norm_axes, trace)
     draw_similarity(similarity_axes, trace)
     run = trace.run
-    figure.suptitle(f"{run['model']} · {run['method']} · “{run['prompt']}” · seed {run['seed']}")
+    figure.suptitle(f"{run.model} · {run.method} · “{run.prompt}” · seed {run.seed}")
     return figure
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from memdemo.guidance.base import TERM_NAMES, GuidanceError, Guided, Policy, Ste
 from memdemo.guidance.cfg import classifier_free_guidance, cond_uncond_norm, predicted_x0
 from memdemo.guidance.similarity import SimilarityMonitor
 from memdemo.reference.index import Match
-from memdemo.trace import Final, Step, Trace
+from memdemo.trace import Final, RunInfo, Step, Trace, TransitionInfo
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,17 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+@dataclass
+class _LoopState:
+    """What changes from step to step: both x_t, the schedulers, and the captions G_dup has encoded."""
+
+    embeddings: torch.Tensor
+    schedulers: list
+    x_base: torch.Tensor
+    x_mit: torch.Tensor
+    caption_cache: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 class Generation:
     """Iterate to run: yields a StepUpdate per step; afterwards `trace` and `images` hold the result."""
 
@@ -72,22 +83,21 @@ class Generation:
         self.policy = policy
         self.monitor = monitor
         self.trace = Trace(
-            run={
-                "model": backend.name,
-                "prompt": request.prompt,
-                "seed": request.seed,
-                "method": method or policy.name,
-                "params": {**asdict(request), **policy.params()},
-                "feature": monitor.index.feature.name if monitor else None,
-                "warnings": [],
-            }
+            RunInfo(
+                model=backend.name,
+                prompt=request.prompt,
+                seed=request.seed,
+                method=method or policy.name,
+                params={**asdict(request), **policy.params()},
+                feature=monitor.index.feature.name if monitor else None,
+            )
         )
         self.images: dict[str, np.ndarray] = {}
         self.decoded: torch.Tensor | None = None
 
     def _step_record(self, index: int, t: int, alpha_bar: float, norm: float, match: Match | None, guided: Guided):
         step = Step(index, t, alpha_bar, norm, threshold=guided.threshold, active=guided.active, terms=guided.terms)
-        step.scales = guided.scales
+        step.scales, step.switched, step.fallback = guided.scales, guided.transition, guided.fallback
         if match is not None:
             step.similarity, step.nl2 = match.similarity, match.nl2
             step.nearest_id, step.nearest_caption = match.id, match.caption
@@ -95,68 +105,91 @@ class Generation:
 
     @torch.no_grad()
     def __iter__(self) -> Iterator[StepUpdate]:
-        backend, request, started = self.backend, self.request, time.perf_counter()
+        """One step = predict (one batched UNet call), guide (the policy's ε̂ beside plain CFG), record (x̂0, σ_t and
+        the Step of each trajectory), advance (the scheduler)."""
+        started = time.perf_counter()
+        state = self._start()
+        for index, t in enumerate(state.schedulers[0].timesteps):
+            context, eps_base_pair = self._predict(state, index, t)
+            baseline, guided = self._guide(context, eps_base_pair)
+            update = self._record(state, context, eps_base_pair, baseline, guided)
+            self._advance(state, t, baseline.eps, guided.eps)
+            yield update
+        self._finish(torch.cat([state.x_base, state.x_mit]), started)
+
+    def _start(self) -> _LoopState:
+        """Encode the prompt and the empty caption, make both schedulers and draw the shared x_T."""
+        backend, request = self.backend, self.request
         encoding = backend.encode_text([request.prompt, ""])
         if encoding.truncated[0]:
-            self.trace.run["warnings"].append(f"prompt truncated to the model's {backend.max_tokens} tokens")
+            self.trace.run.warnings.append(f"prompt truncated to the model's {backend.max_tokens} tokens")
         cond, uncond = encoding.embeddings[:1], encoding.embeddings[1:]
-        embeddings = torch.cat([uncond, cond, uncond, cond])
         schedulers = [backend.make_scheduler(request.scheduler) for _ in range(2)]
         for scheduler in schedulers:
             scheduler.set_timesteps(request.steps, device=backend.device)
         x_base = initial_noise(backend, request.seed) * schedulers[0].init_noise_sigma
-        x_mit = x_base.clone()
-        caption_cache: dict[str, torch.Tensor] = {}
+        return _LoopState(torch.cat([uncond, cond, uncond, cond]), schedulers, x_base, x_base.clone())
 
-        for index, t in enumerate(schedulers[0].timesteps):
-            alpha_bar = float(backend.alphas_cumprod[int(t)])
-            inputs = [schedulers[0].scale_model_input(x_base, t), schedulers[1].scale_model_input(x_mit, t)]
-            batch = torch.cat([inputs[0], inputs[0], inputs[1], inputs[1]])
-            eps_ub, eps_cb, eps_um, eps_cm = backend.predict_noise(batch, t, embeddings).float().chunk(4)
+    def _predict(self, state: _LoopState, index: int, t: torch.Tensor) -> tuple[StepContext, tuple]:
+        """ε_u and ε_c of both trajectories in one UNet call, and the mitigated step's context."""
+        backend = self.backend
+        inputs = [state.schedulers[0].scale_model_input(state.x_base, t)]
+        inputs.append(state.schedulers[1].scale_model_input(state.x_mit, t))
+        batch = torch.cat([inputs[0], inputs[0], inputs[1], inputs[1]])
+        eps_ub, eps_cb, eps_um, eps_cm = backend.predict_noise(batch, t, state.embeddings).float().chunk(4)
 
-            def predict_with_caption(caption: str, x=inputs[1], t=t) -> torch.Tensor:
-                if caption not in caption_cache:
-                    caption_cache[caption] = backend.encode_text([caption]).embeddings
-                return backend.predict_noise(x, t, caption_cache[caption]).float()
+        def predict_with_caption(caption: str, x=inputs[1]) -> torch.Tensor:
+            if caption not in state.caption_cache:
+                state.caption_cache[caption] = backend.encode_text([caption]).embeddings
+            return backend.predict_noise(x, t, state.caption_cache[caption]).float()
 
-            def predict_pair(x: torch.Tensor, t=t, scheduler=schedulers[1]) -> tuple[torch.Tensor, torch.Tensor]:
-                model_input = scheduler.scale_model_input(x, t)
-                pair = torch.cat([model_input, model_input])
-                return backend.predict_noise(pair, t, embeddings[:2]).float().chunk(2)
+        def predict_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            model_input = state.schedulers[1].scale_model_input(x, t)
+            pair = torch.cat([model_input, model_input])
+            return backend.predict_noise(pair, t, state.embeddings[:2]).float().chunk(2)
 
-            norm_mit = float(cond_uncond_norm(eps_um, eps_cm)[0])
-            context = StepContext(
-                index,
-                int(t),
-                alpha_bar,
-                x_mit,
-                eps_um,
-                eps_cm,
-                request.cfg,
-                norm_mit,
-                predict_with_caption,
-                predict_pair,
-            )
-            self._check_prediction(eps_um + eps_cm, context)
-            guided = self.policy.guide(context)
-            eps_mit = check_finite(guided.eps, context, self.policy.name)
-            baseline = Guided(classifier_free_guidance(eps_ub, eps_cb, request.cfg), scales={"cfg": request.cfg})
-            x0 = predicted_x0(torch.cat([x_base, x_mit]), torch.cat([baseline.eps, eps_mit]), alpha_bar)
-            matches = self.monitor.match(x0) if self.monitor else [None, None]
-            norm_base = float(cond_uncond_norm(eps_ub, eps_cb)[0])
-            update = StepUpdate(
-                self._step_record(index, int(t), alpha_bar, norm_base, matches[0], baseline),
-                self._step_record(index, int(t), alpha_bar, norm_mit, matches[1], guided),
-                x0[:1],
-                x0[1:],
-            )
-            self.trace.baseline.steps.append(update.baseline)
-            self.trace.mitigated.steps.append(update.mitigated)
-            x_base = schedulers[0].step(baseline.eps, t, x_base).prev_sample
-            x_mit = schedulers[1].step(eps_mit, t, x_mit).prev_sample
-            yield update
+        alpha_bar = float(backend.alphas_cumprod[int(t)])
+        norm = float(cond_uncond_norm(eps_um, eps_cm)[0])
+        context = StepContext(
+            index, int(t), alpha_bar, state.x_mit, eps_um, eps_cm, self.request.cfg, norm,
+            predict_with_caption, predict_pair,
+        )  # fmt: skip
+        self._check_prediction(eps_um + eps_cm, context)
+        return context, (eps_ub, eps_cb)
 
-        self._finish(torch.cat([x_base, x_mit]), started)
+    def _guide(self, context: StepContext, eps_base_pair: tuple) -> tuple[Guided, Guided]:
+        """Plain CFG for the baseline; the policy's ε̂ for the mitigated trajectory."""
+        cfg = self.request.cfg
+        baseline = Guided(classifier_free_guidance(*eps_base_pair, cfg), scales={"cfg": cfg})
+        guided = self.policy.guide(context)
+        guided.eps = check_finite(guided.eps, context, self.policy.name)
+        return baseline, guided
+
+    def _record(
+        self, state: _LoopState, context: StepContext, eps_base_pair: tuple, baseline: Guided, guided: Guided
+    ) -> StepUpdate:
+        """x̂0 and σ_t of both trajectories, one Step each in the trace."""
+        x0 = predicted_x0(
+            torch.cat([state.x_base, state.x_mit]), torch.cat([baseline.eps, guided.eps]), context.alpha_bar
+        )
+        matches = self.monitor.match(x0) if self.monitor else [None, None]
+        norm_base = float(cond_uncond_norm(*eps_base_pair)[0])
+        update = StepUpdate(
+            self._step_record(context.index, context.t, context.alpha_bar, norm_base, matches[0], baseline),
+            self._step_record(
+                context.index, context.t, context.alpha_bar, context.cond_uncond_norm, matches[1], guided
+            ),
+            x0[:1],
+            x0[1:],
+        )
+        self.trace.baseline.steps.append(update.baseline)
+        self.trace.mitigated.steps.append(update.mitigated)
+        return update
+
+    @staticmethod
+    def _advance(state: _LoopState, t: torch.Tensor, eps_base: torch.Tensor, eps_mit: torch.Tensor) -> None:
+        state.x_base = state.schedulers[0].step(eps_base, t, state.x_base).prev_sample
+        state.x_mit = state.schedulers[1].step(eps_mit, t, state.x_mit).prev_sample
 
     def _check_prediction(self, prediction: torch.Tensor, context: StepContext) -> None:
         """A non-finite UNet output means the previous step's guidance pushed x_t out of range: name that term."""
@@ -177,14 +210,8 @@ class Generation:
         transition = self.trace.mitigated.transition_step
         if transition is not None:
             step = self.trace.mitigated.steps[transition]
-            fallback = "transition-fallback" in step.terms
-            self.trace.run["transition"] = {
-                "step": transition,
-                "t": step.t,
-                "alpha_bar": step.alpha_bar,
-                "fallback": fallback,
-            }
-        self.trace.run["seconds"] = round(time.perf_counter() - started, 3)
+            self.trace.run.transition = TransitionInfo(transition, step.t, step.alpha_bar, step.fallback)
+        self.trace.run.seconds = round(time.perf_counter() - started, 3)
 
     def run(self) -> Trace:
         """Run to the end without streaming."""

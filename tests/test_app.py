@@ -13,21 +13,27 @@ from gradio_client import Client
 from memdemo.backends import ModelError
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.scoring import CopydetScorer
-from memdemo.trace import Final, Step, Trace
-from memdemo.ui.layout import COMPARE, build_demo, user_errors
+from memdemo.guidance import VARIANTS
+from memdemo.trace import Final, RunInfo, Step, Trace
+from memdemo.ui.layout import build_demo, compare_variants, user_errors
 from memdemo.ui.live import Verdicts, summarize
 from memdemo.ui.models import ModelRegistry, offered_models
-from memdemo.ui.settings import MAX_PROMPT_CHARS, SettingsError, build_settings, clean_prompt, prompt_and_seed
+from memdemo.ui.settings import (
+    MAX_PROMPT_CHARS,
+    SettingsError,
+    api_arguments,
+    build_settings,
+    clean_prompt,
+    prompt_and_seed,
+)
 
-AMG = ["spe", "dup", "sim"]
+
+def controls(prompt="warning", seed=1, steps=4, method="amg", **overrides) -> dict:
+    return {"prompt": prompt, "seed": seed, "steps": steps, "cfg": 7.5, "method": method, **overrides}
 
 
-def controls(prompt="warning", seed=1, steps=4, cfg=7.5, terms=AMG, transition="off", **overrides):
-    values = {"prompt": prompt, "seed": seed, "steps": steps, "cfg": cfg, "scheduler": "ddim", "terms": terms}
-    values |= {"preset": "main", "c1": None, "c2": None, "c3": None, "schedule": "preset"}
-    values |= {"transition": transition, "switch_t": 500, "opposite": False, "og_scale": None, "similarity": "object"}
-    values |= overrides
-    return list(values.values())
+def arguments(**values) -> list:
+    return api_arguments("emojimem-ddpm", controls(**values))
 
 
 def test_prompt_cleaning_warns_on_empty_and_truncates_long_prompts():
@@ -36,6 +42,8 @@ def test_prompt_cleaning_warns_on_empty_and_truncates_long_prompts():
     assert prompt == "" and "unconditional" in notes[0]
     prompt, notes = clean_prompt("x" * 10_000)
     assert len(prompt) == MAX_PROMPT_CHARS and "10,000" in notes[0]
+    with pytest.raises(SettingsError, match="not valid Unicode text"):
+        clean_prompt("warning \ud800")
 
 
 @pytest.mark.parametrize(
@@ -45,42 +53,50 @@ def test_prompt_cleaning_warns_on_empty_and_truncates_long_prompts():
         ({"cfg": 99.0}, "CFG scale must be between 0 and 30"),
         ({"seed": -1}, "seed must be between"),
         ({"seed": 1.5}, "seed must be a whole number"),
-        ({"c3": float("nan")}, "c3 must be between"),
-        ({"transition": "static"}, "untick the AMG terms"),
-        ({"transition": "sideways", "terms": []}, "transition point must be one of"),
-        ({"preset": "gentle"}, "AMG preset must be one of"),
+        ({"seed": "7"}, "seed must be a number"),
+        ({"amg.c3": float("nan")}, r"c3 \(Eq. 17\) must be between 0 and 100000, got nan"),
+        ({"amg.c1": "3"}, r"c1 \(Eq. 13\) must be a number between 0 and 1000"),
+        ({"method": "sideways"}, "unknown method 'sideways'; choose one of baseline: plain classifier-free guidance"),
+        ({"amg.preset": "gentle"}, "AMG preset must be one of main, strong, official-sd"),
+        ({"amg.terms": ["spe", "xyz"]}, "AMG terms must be a subset of spe, dup, sim"),
+        ({"amg.sim_through_unet": "yes"}, "G_sim through the UNet must be true or false"),
+        ({"method": "stp", "stp.switch_t": -5}, "switch t must be between 0 and 999"),
         ({"similarity": "semantic"}, "similarity must be one of object, pixel"),
+        ({"amg.c9": 1.0}, "unknown setting amg.c9"),
     ],
 )
 def test_bad_numbers_and_choices_are_rejected_with_the_fix(overrides, message):
-    values = dict(zip(["prompt", "seed", "steps", "cfg"], controls()[:4], strict=True)) | overrides
-    rest = controls(**values)
     with pytest.raises(SettingsError, match=message):
-        build_settings(*rest)
+        build_settings(controls(**overrides))
 
 
-@pytest.mark.parametrize(
-    ("terms", "transition", "opposite", "method"),
-    [
-        (AMG, "off", False, "amg"),
-        ([], "off", False, "baseline"),
-        ([], "static", False, "stp"),
-        ([], "dynamic", True, "og-dtp"),
-    ],
-)
-def test_the_panel_selects_one_engine_method(terms, transition, opposite, method):
-    settings, _ = build_settings(*controls(terms=terms, transition=transition, opposite=opposite))
-    assert settings.method == method
+@pytest.mark.parametrize("method", ["baseline", "amg", "stp", "dtp", "og-stp", "og-dtp"])
+def test_every_method_the_page_offers_builds_with_its_defaults(method):
+    settings, _ = build_settings(controls(method=method))
+    assert settings.method == method and settings.policy(None if method != "amg" else _monitor()).name == method
+
+
+def _monitor():
+    from memdemo.ui.models import ModelRegistry
+
+    return ModelRegistry("cpu").get("emojimem-ddpm").judge("object")[0]
+
+
+def test_only_the_chosen_method_reads_its_options():
+    settings, _ = build_settings(controls(method="dtp", **{"amg.c3": 5.0, "dtp.switch_t": 650}))
+    assert settings.params == {"switch_t": 650, "pre_scale": 0.0}
 
 
 def test_opposite_scale_becomes_a_negative_pre_switch_scale():
-    settings, _ = build_settings(*controls(terms=[], transition="dynamic", opposite=True, og_scale=3.0))
+    settings, _ = build_settings(controls(method="og-dtp", **{"og-dtp.og_scale": 3.0}))
     assert settings.policy(None).pre_scale == -3.0
+    settings, _ = build_settings(controls(method="og-stp", cfg=5.0))
+    assert settings.policy(None).pre_scale == -5.0
     assert prompt_and_seed("", 7)[0].method == "baseline"
 
 
 def synthetic_trace(method: str = "amg") -> Trace:
-    trace = Trace(run={"method": method, "seconds": 1.25})
+    trace = Trace(RunInfo("emojimem-ddpm", "warning", 0, method, seconds=1.25))
     for index, (base, mitigated, active) in enumerate([(0.2, 0.2, False), (0.6, 0.5, True), (0.7, 0.3, True)]):
         trace.baseline.steps.append(Step(index, 999 - index, 0.5, 1.0, similarity=base))
         terms = ["sim"] if active else []
@@ -147,9 +163,9 @@ def run_trace(result) -> dict:
         return json.loads(bundle.read("trace.json"))
 
 
-@pytest.mark.parametrize(("terms", "method"), [([], "baseline"), (AMG, "amg")])
-def test_client_runs_baseline_and_amg_and_receives_images_and_trace(client, terms, method):
-    result = client.predict("emojimem-ddpm", *controls(terms=terms), api_name="/generate")
+@pytest.mark.parametrize("method", ["baseline", "amg", "og-dtp"])
+def test_client_runs_each_method_and_receives_images_and_trace(client, method):
+    result = client.predict(*arguments(method=method), api_name="/generate")
     base_image, _, base_verdict, mitigated_image, _, _, _, _, strip, summary, _ = result
     assert all(path for path in (base_image, mitigated_image, strip))
     assert "σ =" in base_verdict and "Independent check (copydet)" in base_verdict and "steps in" in summary
@@ -161,7 +177,7 @@ def test_client_runs_baseline_and_amg_and_receives_images_and_trace(client, term
 def test_the_similarity_level_picks_the_index_amg_follows(client):
     """Object level: AMG gates on the copydet-guide cosine; pixel level: on σ = 1 − nL2/2 (nL2 recorded)."""
     for level, feature in (("object", "copydet-guide"), ("pixel", "pixel")):
-        trace = run_trace(client.predict("emojimem-ddpm", *controls(similarity=level), api_name="/generate"))
+        trace = run_trace(client.predict(*arguments(similarity=level), api_name="/generate"))
         assert trace["run"]["feature"] == feature
         nl2 = trace["trajectories"]["mitigated"]["steps"][-1]["nl2"]
         assert (nl2 is None) == (level == "object")
@@ -169,15 +185,15 @@ def test_the_similarity_level_picks_the_index_amg_follows(client):
 
 def test_client_gets_a_message_for_bad_input_and_the_app_keeps_serving(client):
     with pytest.raises(Exception, match="less than minimum value 1"):
-        client.predict("emojimem-ddpm", *controls(steps=0), api_name="/generate")
-    with pytest.raises(Exception, match="c3 must be between 0 and 100000"):
-        client.predict("emojimem-ddpm", *controls(c3=-5.0), api_name="/generate")
-    result = client.predict("emojimem-ddpm", *controls(prompt="", terms=[]), api_name="/generate")
+        client.predict(*arguments(steps=0), api_name="/generate")
+    with pytest.raises(Exception, match=r"c3 \(Eq. 17\) must be between 0 and 100000"):
+        client.predict(*arguments(**{"amg.c3": -5.0}), api_name="/generate")
+    result = client.predict(*arguments(prompt="", method="baseline"), api_name="/generate")
     assert run_trace(result)["run"]["prompt"] == ""
 
 
 def test_two_clients_at_once_each_get_their_own_run(client):
-    jobs = [client.submit("emojimem-ddpm", *controls(seed=seed), api_name="/generate") for seed in (3, 4)]
+    jobs = [client.submit(*arguments(seed=seed), api_name="/generate") for seed in (3, 4)]
     seeds = [run_trace(job.result(timeout=120))["run"]["seed"] for job in jobs]
     assert seeds == [3, 4]
 
@@ -185,5 +201,6 @@ def test_two_clients_at_once_each_get_their_own_run(client):
 def test_compare_tab_returns_the_baseline_and_every_method_with_its_similarity(client):
     items = client.predict("emojimem-ddpm", "warning", 1, api_name="/compare")
     captions = [item["caption"] for item in items]
-    assert captions[0].startswith("Baseline · σ = ") and len(captions) == 8
-    assert {caption.split(" · ")[0] for caption in captions[1:]} == set(COMPARE)
+    labels = [VARIANTS[name].label for name in compare_variants()]
+    assert captions[0].startswith("Baseline · σ = ") and len(captions) == 1 + len(labels)
+    assert [caption.split(" · ")[0] for caption in captions[1:]] == labels

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from memdemo.guidance.amg import (
     despecification_scale,
     dissimilarity_guidance,
     official_c3,
+    split_constant,
 )
 from memdemo.guidance.base import StepContext
 from memdemo.guidance.cfg import classifier_free_guidance, cond_uncond_norm, predicted_x0
@@ -136,14 +138,15 @@ def test_dtp_switches_once_at_the_first_minimum_only():
     guided = _run(TransitionPolicy("dtp", dynamic=True, pre_scale=0.0, switch_t=100), curve, timesteps)
     assert [g.scales["cfg"] for g in guided] == [0, 0, 0, 7.5, 7.5, 7.5, 7.5]
     assert [g.transition for g in guided] == [False, False, False, True, False, False, False]
-    assert guided[3].terms == ["transition"]
+    assert guided[3].transition and not guided[3].fallback and guided[3].terms == []
 
 
 def test_dtp_without_a_minimum_falls_back_to_the_static_switch_and_says_so():
     policy = TransitionPolicy("og-dtp", dynamic=True, pre_scale=-7.5, switch_t=500)
     guided = _run(policy, [1.0, 2.0, 3.0, 4.0, 5.0], [900, 700, 500, 300, 100])
     assert [g.scales["cfg"] for g in guided] == [-7.5, -7.5, 7.5, 7.5, 7.5]
-    assert guided[2].terms == ["transition-fallback"] and policy.fell_back
+    assert guided[2].transition and guided[2].fallback and policy.fell_back
+    assert not any(g.fallback for g in guided[3:])
     # opposite guidance (Eq. 5): ε̂ = ε_u − s·(ε_c − ε_u)
     assert guided[0].eps.item() == -7.5
 
@@ -156,6 +159,47 @@ def test_stp_switches_at_the_given_t():
 def test_official_c3_factor_by_hand():
     assert official_c3(100.0, 0.5, 1000) == pytest.approx(20.0)
     assert official_c3(100.0, 0.5, 830) == pytest.approx(20.0 * math.e)
+
+
+def test_official_c3_never_turns_negative_below_its_floor():
+    # Review defect 2: c3·(σ − 0.3) was −10 at σ = 0.2, so G_sim pulled toward the training image.
+    assert official_c3(100.0, 0.2, 1000) == 0.0
+    assert official_c3(100.0, 0.9, 1000, floor=0.85) == pytest.approx(5.0)
+
+
+def test_split_constants_leave_room_for_g_dup_by_hand():
+    # s0 = 7.5, λ = 0.9: c1 = c2 = 6.5/1.8; at σ = λ, s1 = 3.25 and s2 = min(3.25, 7.5 − 3.25 − 1) = 3.25.
+    c = split_constant(7.5, 0.9)
+    assert c == pytest.approx(6.5 / 1.8)
+    s1 = despecification_scale(0.9, c, 7.5)
+    assert s1 == pytest.approx(3.25) and deduplication_scale(0.9, c, 7.5, s1) == pytest.approx(3.25)
+    # above λ, G_spe grows and G_dup takes the rest of s0 − 1
+    s1 = despecification_scale(0.95, c, 7.5)
+    assert deduplication_scale(0.95, c, 7.5, s1) == pytest.approx(6.5 - s1) and 6.5 - s1 > 0
+
+
+def test_all_three_terms_fire_with_a_calibrated_descriptor():
+    # Review defect 4: with c1 = 13, s1 hit s0 − 1 as soon as the gate opened and Eq. 15 gave s2 = 0.
+    config = amg_config("main", "cosine", calibrated=0.9)
+    policy = AMGPolicy(_ScriptedMonitor([0.95] * 3), config)
+    terms = [policy.guide(step).terms for step in _contexts(3, predict=lambda caption: torch.ones(1, 1))]
+    assert all(set(t) == {"spe", "dup", "sim"} for t in terms)
+    assert 0 < policy.config.c1 * 0.95 < 6.5
+
+
+def test_official_sd_with_a_calibrated_descriptor_thresholds_on_its_scale():
+    # Review defect 1: official λ_t (0.3–0.4) against a descriptor whose σ is ≥ 0.85 for every image kept the gate
+    # open at every step. Shifted, λ_t runs from τ − 0.1 to τ, like the calibrated schedule.
+    config = amg_config("official-sd", "cosine", calibrated=0.915)
+    assert config.gate(0) == pytest.approx(0.915)
+    assert all(0.81 < config.gate(t) <= 0.915 for t in range(0, 1000, 50))
+    # G_dup and G_sim follow the gate (official G_spe acts whenever σ is above the shifted zero, as in that code).
+    policy = AMGPolicy(_ScriptedMonitor([0.8] * 4), replace(config, terms=("dup", "sim")))
+    assert [policy.guide(step).active for step in _contexts(2, predict=lambda caption: torch.ones(1, 1))] == [
+        False,
+        False,
+    ]
+    assert amg_config("official-sd", "cosine").gate(0) == pytest.approx(0.4)  # SSCD scale unchanged
 
 
 class _ScriptedMonitor:
@@ -171,6 +215,9 @@ class _ScriptedMonitor:
     def duplicate_caption(self, x0):
         self.duplicate_lookups += 1
         return "dup"
+
+    def gradient(self, x_t, eps, alpha_bar, match, eps_of_x=None):
+        return torch.ones_like(x_t)
 
 
 def test_official_variant_holds_g_dup_for_ten_steps_after_it_fires():

@@ -92,6 +92,19 @@ def test_duplicate_caption_of_a_neighbourhood(random_images):
     assert index.duplicate_caption(query, top_k=50, min_count=40) is None
 
 
+def test_the_two_neighbour_rules_count_copies_differently_on_purpose(random_images):
+    """docs/decisions.md §11: nL2 over unique images, G_dup's tally with copies. An exact copy of a ×32 image keeps
+    nL2 ≈ 0 (it would sit near 1/α = 2 if the 32 copies filled the k nearest), and its caption still wins the tally."""
+    entries = [IndexEntry(i, "popular" if i == 3 else f"single {i}", copies=32 if i == 3 else 1) for i in range(120)]
+    index = ReferenceIndex.from_images(random_images, entries, "pixel")
+    query = embed_images(index.feature, random_images[3:4])
+    match = index.match(query)[0]
+    assert match.id == 3 and match.nl2 < 0.01
+    unique = index.search(query, k=50).distances[0]
+    assert match.nl2_scale == pytest.approx(0.5 * unique.mean(), rel=1e-5)  # α·mean over 50 unique neighbours
+    assert index.duplicate_caption(query, top_k=50) == "popular"  # 32 > 20 only when copies count
+
+
 @pytest.fixture
 def saved(tmp_path, random_images, entries):
     ReferenceIndex.from_images(random_images, entries, "pixel").save(tmp_path / "idx")

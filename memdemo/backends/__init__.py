@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 
 from memdemo.backends.base import SCHEDULERS, Backend, ModelError, TextEncoding
-from memdemo.backends.emojimem import ASSETS, WEIGHTS_FILE, EmojiMemBackend
+from memdemo.backends.emojimem import WEIGHTS_FILE, EmojiMemBackend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO, StableDiffusionBackend
+from memdemo.paths import assets_dir
 
 MODELS = {
     "emojimem-ddpm": "EmojiMem trained with the plain DDPM loss (memorizes on purpose)",
@@ -23,7 +24,7 @@ def load_backend(model: str, device: str | None = None) -> Backend:
     """The backend called `model`: a name of MODELS, a folder `memdemo train` wrote, or an SD repo id / folder."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if model in ("emojimem-ddpm", "emojimem-ambient"):
-        return EmojiMemBackend.load(ASSETS / model, device)
+        return EmojiMemBackend.load(assets_dir() / model, device)
     if model == "emojimem-random":
         return EmojiMemBackend.random(device=device)
     if model == "sd-v1-4":

@@ -13,9 +13,10 @@ from safetensors.torch import load_file, save_file
 
 from memdemo.backends.base import ModelError, TextEncoding, make_scheduler
 from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, MiniLMTextEncoder
+from memdemo.paths import assets_dir
 from memdemo.training.objectives import PREDICTIONS
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = assets_dir(check=False)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "unet.safetensors"
 AUTOENCODER_FOLDER = "vae"
@@ -120,9 +121,12 @@ class EmojiMemBackend:
 
     @classmethod
     def random(cls, seed: int = 0, device: str = "cpu") -> EmojiMemBackend:
-        """Random weights of the real architecture (for tests and until the trained weights exist)."""
-        torch.manual_seed(seed)
-        return cls("emojimem-random", UNet2DConditionModel(**UNET_CONFIG), SCHEDULE_CONFIG, torch.device(device))
+        """Random weights of the real architecture (for tests and until the trained weights exist), the same for the
+        same seed; the global RNG is seeded only inside a fork, so the caller's random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            unet = UNet2DConditionModel(**UNET_CONFIG)
+        return cls("emojimem-random", unet, SCHEDULE_CONFIG, torch.device(device))
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> EmojiMemBackend:

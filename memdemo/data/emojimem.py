@@ -14,12 +14,13 @@ from memdemo.data.catalog import MAX_EMOJI_VERSION, emojimem_catalog
 from memdemo.data.families import SHAPE_TWIN_COSINE, assign_families
 from memdemo.data.render import EmojiRenderer
 from memdemo.errors import MemdemoError
+from memdemo.paths import assets_dir
 
 IMAGES_FILE = "images.npy"
 METADATA_FILE = "metadata.jsonl"
 CARD_FILE = "dataset.json"
 SHEET_FILE = "contact_sheet.png"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "assets" / "emojimem"
+DEFAULT_DIR = assets_dir(check=False) / "emojimem"
 BUILD_COMMAND = "python -m memdemo data build-emojimem"
 
 

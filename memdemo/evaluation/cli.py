@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from memdemo.backends import MODEL_HELP, SCHEDULERS, load_backend
-from memdemo.evaluation.methods import METHOD_NAMES, EvaluationError, parse_methods
+from memdemo.evaluation.methods import EvaluationError, method_names, parse_methods
 from memdemo.evaluation.prompts import PROMPT_SETS, Prompt, load_prompts, prompt_set_name
 from memdemo.evaluation.runner import SAMPLES_FILE, Settings, Shard, merge_shards, run_evaluation
 from memdemo.evaluation.scoring import PIXEL_INDEX, SCORE_INDEX, CopydetScorer
@@ -31,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--prompts", default="duplicated", help=f"{'|'.join(PROMPT_SETS)}|FILE (one per line)")
     evaluate.add_argument("--limit", type=int, help="take the first N prompts of the set")
     evaluate.add_argument("--seeds", type=int, default=4, help="number of seeds: 0..N-1")
-    evaluate.add_argument("--methods", default="amg-main", help=f"comma-separated: {','.join(METHOD_NAMES)}")
+    evaluate.add_argument("--methods", default="amg-main", help=f"comma-separated: {','.join(method_names())}")
     evaluate.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale s0")
     evaluate.add_argument("--steps", type=int, default=50)
     evaluate.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)

@@ -111,8 +111,10 @@ def sample_row(trajectory: Trajectory, trace: Trace, prompt: Prompt, base: dict,
         "norm_first": norms[0] if norms else None,
         "norm_mean": sum(norms) / len(norms) if norms else None,
         "fired_steps": [step.index for step in trajectory.steps if step.active],
-        "seconds": trace.run["seconds"],
-        "warnings": trace.run["warnings"],
+        "transition_step": trajectory.transition_step,
+        "transition_fallback": any(step.fallback for step in trajectory.steps),
+        "seconds": trace.run.seconds,
+        "warnings": trace.run.warnings,
     }
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from memdemo.paths import indexes_dir
 from memdemo.reference.features import embed_images
 from memdemo.reference.index import ReferenceIndex
 
 SCORE_FEATURE = "copydet"
-INDEXES = Path(__file__).resolve().parents[2] / "indexes"
+INDEXES = indexes_dir(check=False)
 SCORE_INDEX = INDEXES / "emojimem-copydet"
 PIXEL_INDEX = INDEXES / "emojimem-pixel"
 LOOSE_THRESHOLD = 0.5  # the convention for SSCD; copy rates are reported at both (docs/decisions.md §7)

@@ -14,10 +14,11 @@ from memdemo.evaluation.detection import detection_markdown, detection_table, pl
 from memdemo.evaluation.methods import EvaluationError
 from memdemo.evaluation.runner import SAMPLES_FILE, read_rows
 from memdemo.evaluation.scoring import LOOSE_THRESHOLD, CopydetScorer, pixel_scores, read_images
+from memdemo.paths import benchmarks_dir
 from memdemo.reference.index import ReferenceIndex
 from memdemo.reference.metrics import NL2_COPY_THRESHOLD, NL2_STRICT_THRESHOLD, pixel_similarity
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = benchmarks_dir()
 GROUP = ("model", "prompt_set", "method")
 # (key, Markdown header, digits)
 COLUMNS = (
@@ -26,6 +27,7 @@ COLUMNS = (
     ("method", "method", 0),
     ("n", "n", 0),
     ("mean_steps_guided", "steps guided", 1),
+    ("share_transition_fallback", "DTP fell back", 3),
     ("copydet_p95", "copydet top 5%", 3),
     ("copydet_max", "copydet top 1", 3),
     ("copy_share_copydet", "copies (copydet > τ)", 3),
@@ -118,6 +120,7 @@ def summarize(
                 **dict(zip(GROUP, group, strict=True)),
                 "n": len(members),
                 "mean_steps_guided": sum(len(m["fired_steps"]) for m in members) / len(members),
+                "share_transition_fallback": _fallback_share(members),
                 "copydet_p95": _percentile(objects, 95),
                 "copydet_max": max(objects, default=None),
                 "copy_share_copydet": None if threshold is None else _share([v > threshold for v in objects]),
@@ -133,6 +136,13 @@ def summarize(
             }
         )
     return table
+
+
+def _fallback_share(members: list[dict]) -> float | None:
+    """Share of transition-point samples whose dynamic rule found no minimum and switched at the static t (rows
+    written before this field existed, and methods without a transition, give None)."""
+    switched = [m for m in members if m.get("transition_step") is not None]
+    return _share([bool(m.get("transition_fallback")) for m in switched]) if switched else None
 
 
 def _cell(value: object, digits: int) -> str:
@@ -155,7 +165,9 @@ def legend(threshold: float | None) -> str:
     tau = "not available (no copydet index)" if threshold is None else f"{threshold:.3f}"
     return (
         "Steps guided = mean number of steps at which the method departed from plain CFG (AMG: its gate was open; "
-        "transition point: the steps before the switch). Object level: copydet cosine of the final image to its "
+        "transition point: the steps before the switch). DTP fell back = share of transition-point samples whose "
+        "dynamic rule found no local minimum of ‖ε_c − ε_u‖ and switched at the static t instead. Object level: "
+        "copydet cosine of the final image to its "
         "nearest training emoji (the scoring descriptor, not the one AMG's G_sim follows), top 5% = 95th percentile, "
         f"top 1 = maximum; copies = cosine above the calibrated τ = {tau} (90% precision), and above 0.5 (the SSCD "
         "convention). Pixel level: nL2 (AMG Eq. 8) to the nearest training image, top 5% = 5th percentile, top 1 = "

@@ -41,6 +41,7 @@ class Guided:
     scales: dict[str, float] = field(default_factory=dict)
     threshold: float | None = None
     transition: bool = False
+    fallback: bool = False
 
 
 class Policy(Protocol):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from memdemo.guidance.base import Guided, StepContext
 from memdemo.guidance.cfg import classifier_free_guidance
+from memdemo.guidance.registry import BuildContext, MethodSpec, Param
 
 DEFAULT_SWITCH_T = 500  # the paper's static transition on fine-tuned SD; EmojiMem's is calibrated in its model card
 
@@ -45,11 +46,51 @@ class TransitionPolicy:
         if switching:
             self.switched_at = step.index
         scale = step.cfg_scale if self.switched_at is not None else self.pre_scale
-        terms = ["transition-fallback" if self.fell_back else "transition"] if switching else []
         return Guided(
             eps=classifier_free_guidance(step.eps_uncond, step.eps_cond, scale),
             active=self.switched_at is None,
-            terms=terms,
             scales={"cfg": scale},
             transition=switching,
+            fallback=switching and self.fell_back,
         )
+
+
+SWITCH_T = Param(
+    "switch_t", int, DEFAULT_SWITCH_T, "switch t", "static switch / dynamic fallback timestep (0–999)", 0, 999
+)
+PRE_SCALE = Param("pre_scale", float, 0.0, "scale before the switch", "guidance scale before the switch", -30, 30)
+OG_SCALE = Param(
+    "og_scale", float, None, "opposite guidance scale λ", "scale −λ before the switch (blank: λ = s0)", 0, 30
+)
+
+
+def _transition_builder(dynamic: bool, opposite: bool):
+    def build(params: dict, context: BuildContext) -> TransitionPolicy:
+        if opposite:
+            pre_scale = -(context.cfg if params["og_scale"] is None else params["og_scale"])
+        else:
+            pre_scale = params["pre_scale"]
+        name = ("og-" if opposite else "") + ("dtp" if dynamic else "stp")
+        return TransitionPolicy(name, dynamic=dynamic, pre_scale=pre_scale, switch_t=params["switch_t"])
+
+    return build
+
+
+JAIN = "Jain et al., CVPR 2025"
+STP = MethodSpec(
+    "stp", "Static transition point", "no guidance until a fixed t, then CFG", f"{JAIN}, §5",
+    (SWITCH_T, PRE_SCALE), _transition_builder(dynamic=False, opposite=False),
+)  # fmt: skip
+DTP = MethodSpec(
+    "dtp", "Dynamic transition point", "no guidance until the first local minimum of ‖ε_c − ε_u‖, then CFG",
+    f"{JAIN}, Alg. 1", (SWITCH_T, PRE_SCALE), _transition_builder(dynamic=True, opposite=False),
+)  # fmt: skip
+OG_STP = MethodSpec(
+    "og-stp", "Opposite guidance + static transition", "opposite guidance until a fixed t, then CFG",
+    f"{JAIN}, Eq. 5", (SWITCH_T, OG_SCALE), _transition_builder(dynamic=False, opposite=True),
+)  # fmt: skip
+OG_DTP = MethodSpec(
+    "og-dtp", "Opposite guidance + dynamic transition",
+    "opposite guidance until the first local minimum of ‖ε_c − ε_u‖, then CFG", f"{JAIN}, Eq. 5 + Alg. 1",
+    (SWITCH_T, OG_SCALE), _transition_builder(dynamic=True, opposite=True),
+)  # fmt: skip

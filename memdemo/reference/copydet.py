@@ -14,9 +14,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from memdemo.errors import MemdemoError
+from memdemo.paths import assets_dir
 from memdemo.reference.features import Metric, register_feature
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = assets_dir(check=False)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "copydet.safetensors"
 CALIBRATION_FILE = "calibration.json"

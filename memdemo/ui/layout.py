@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import gradio as gr
 import torch
@@ -12,13 +11,12 @@ import torch
 from memdemo.backends import SCHEDULERS
 from memdemo.errors import MemdemoError
 from memdemo.evaluation.summary import published_results
-from memdemo.guidance.amg import AMG_PRESETS, AMG_TERMS
-from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES
+from memdemo.guidance import METHODS, VARIANTS, Param, ParameterError, build_policy, method_spec
 from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
 from memdemo.ui.live import Frame, LiveRun, upscale
 from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
-from memdemo.ui.settings import TRANSITION_MODES, RunSettings, SettingsError, build_settings, prompt_and_seed
+from memdemo.ui.settings import DEFAULT_METHOD, build_settings, control_keys, param_key, prompt_and_seed
 
 # Duplicated captions the shipped DDPM model copies at these seeds (benchmarks/emojimem-ddpm/samples.jsonl),
 # a holdout caption it never saw, and a paraphrase.
@@ -29,16 +27,33 @@ EXAMPLES = [
     ["telephone", 0],
     ["a yellow smiling face with sunglasses", 0],
 ]
-COMPARE = {
-    "AMG main": RunSettings(),
-    "AMG strong": RunSettings(amg_preset="strong"),
-    "G_sim only": RunSettings(amg_terms=("sim",)),
-    "G_spe + G_dup": RunSettings(amg_terms=("spe", "dup")),
-    "STP": RunSettings(amg_terms=(), transition="static"),
-    "DTP": RunSettings(amg_terms=(), transition="dynamic"),
-    "OG + DTP": RunSettings(amg_terms=(), transition="dynamic", opposite=True),
-}
-TERM_LABELS = {"spe": "G_spe (despecify)", "dup": "G_dup (deduplicate)", "sim": "G_sim (dissimilarity)"}
+# AMG's ablations shown beside every registered method in the Compare tab.
+COMPARE_EXTRAS = ("amg-strong", "amg-sim", "amg-no-sim")
+CHOICE_LABELS = {"spe": "G_spe (despecify)", "dup": "G_dup (deduplicate)", "sim": "G_sim (dissimilarity)"}
+
+
+def compare_variants() -> list[str]:
+    """Every registered method with its defaults, then AMG's ablations (read at build time, from the registry)."""
+    names = [name for name in METHODS if name != "baseline"]
+    return names[:1] + [name for name in COMPARE_EXTRAS if name in VARIANTS] + names[1:]
+
+
+def param_component(param: Param) -> gr.components.Component:
+    """A control for one method parameter; ranges are checked by the handler, so the message is ours."""
+    if param.kind is bool:
+        return gr.Checkbox(param.default, label=param.label, info=param.help)
+    if param.kind is tuple:
+        choices = [(CHOICE_LABELS.get(choice, choice), choice) for choice in param.choices]
+        return gr.CheckboxGroup(choices, value=list(param.default), label=param.label, info=param.help)
+    if param.kind is str:
+        blank = [("preset", "")] if param.default is None else []
+        return gr.Dropdown(blank + list(param.choices), value=param.default or "", label=param.label, info=param.help)
+    return gr.Number(param.default, label=param.label, info=param.help, precision=0 if param.kind is int else None)
+
+
+def method_about(name: str) -> str:
+    spec = method_spec(name)
+    return f"*{spec.description}* ({spec.paper})"
 
 
 @contextlib.contextmanager
@@ -46,7 +61,7 @@ def user_errors() -> Iterator[None]:
     """Turn the engine's and torch's failures into a message in the page; the server keeps serving."""
     try:
         yield
-    except (MemdemoError, SettingsError, ValueError) as error:
+    except (MemdemoError, ParameterError, ValueError) as error:
         raise gr.Error(str(error)) from error
     except torch.OutOfMemoryError as error:
         if torch.cuda.is_available():
@@ -101,29 +116,26 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         steps = gr.Slider(1, 200, value=50, step=1, label="Steps")
                         cfg = gr.Slider(0, 30, value=7.5, step=0.5, label="CFG scale s0")
                 with gr.Column(scale=2):
-                    gr.Markdown("**Mitigation**")
-                    terms = gr.CheckboxGroup(
-                        [(TERM_LABELS[t], t) for t in AMG_TERMS], value=list(AMG_TERMS), label="AMG terms"
+                    method = gr.Radio(
+                        [(spec.label, spec.name) for spec in METHODS.values()], value=DEFAULT_METHOD, label="Mitigation"
                     )
-                    with gr.Row():
-                        preset = gr.Radio(list(AMG_PRESETS), value="main", label="AMG preset")
-                        similarity = gr.Radio(
-                            [("object level (copydet)", "object"), ("pixel level (nL2)", "pixel")],
-                            value="object",
-                            label="Similarity σ_t (AMG and the verdicts)",
-                        )
-                    with gr.Accordion("AMG advanced (blank = preset)", open=False):
-                        with gr.Row():
-                            c1 = gr.Number(None, label="c1 (Eq. 13)")
-                            c2 = gr.Number(None, label="c2 (Eq. 15)")
-                            c3 = gr.Number(None, label="c3 (Eq. 17)")
-                        schedule = gr.Dropdown(["preset", *THRESHOLD_SCHEDULES], value="preset", label="λ_t schedule")
-                    with gr.Row():
-                        transition = gr.Radio(list(TRANSITION_MODES), value="off", label="Transition point")
-                        switch_t = gr.Number(500, label="switch t (static / DTP fallback)", precision=0)
-                    with gr.Row():
-                        opposite = gr.Checkbox(False, label="Opposite guidance before the switch")
-                        og_scale = gr.Number(7.5, label="opposite guidance scale", minimum=0)
+                    about = gr.Markdown(method_about(DEFAULT_METHOD))
+                    similarity = gr.Radio(
+                        [("object level (copydet)", "object"), ("pixel level (nL2)", "pixel")],
+                        value="object",
+                        label="Similarity σ_t (AMG and the verdicts)",
+                    )
+                    options: dict[gr.components.Component, str] = {}
+                    groups = {}
+                    for spec in METHODS.values():
+                        with gr.Group(visible=spec.name == DEFAULT_METHOD) as groups[spec.name]:
+                            for param in (p for p in spec.params if not p.advanced):
+                                options[param_component(param)] = param_key(spec.name, param.name)
+                            advanced = [p for p in spec.params if p.advanced]
+                            if advanced:
+                                with gr.Accordion(f"{spec.label}: advanced (blank = preset)", open=False):
+                                    for param in advanced:
+                                        options[param_component(param)] = param_key(spec.name, param.name)
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -143,8 +155,15 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             download = gr.File(label="Download the run (trace.json + images)")
             examples = gr.Examples(EXAMPLES, inputs=[prompt, seed], label="Examples (click to run)")
 
-        controls = [prompt, seed, steps, cfg, scheduler, terms, preset, c1, c2, c3, schedule]
-        controls += [transition, switch_t, opposite, og_scale, similarity]
+        names = {model: "model", prompt: "prompt", seed: "seed", steps: "steps", cfg: "cfg", scheduler: "scheduler"}
+        names |= {method: "method", similarity: "similarity", **options}
+        assert list(names.values()) == control_keys(), "the page's controls must follow settings.control_keys()"
+        controls = list(names)  # a fixed order, so that API clients see stable parameters
+
+        def show_method(chosen: str) -> list:
+            return [method_about(chosen), *(gr.update(visible=name == chosen) for name in groups)]
+
+        method.change(show_method, method, [about, *groups.values()], api_name=False)
         outputs = [base_image, base_nearest, base_verdict, mit_image, mit_nearest, mit_verdict]
         outputs += [norm_plot, similarity_plot, strip, summary, download]
 
@@ -158,9 +177,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             return [*sides, frame.norm_plot, frame.similarity_plot, frame.strip, frame.summary or gr.skip(), bundle]
 
         @gpu
-        def run(model_name: str, *values) -> Iterator[list]:
+        def run(*values) -> Iterator[list]:
+            named = dict(zip(names.values(), values, strict=True))
+            model_name = named.pop("model")
             with user_errors():
-                settings, notes = build_settings(*values)
+                settings, notes = build_settings(named)
             for note in notes:
                 gr.Warning(note)
             chosen = loaded(model_name)
@@ -171,11 +192,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 )
                 for frame in LiveRun(generation, verdicts, interval).frames():
                     yield frame_outputs(frame)
-                for warning in generation.trace.run["warnings"]:
+                for warning in generation.trace.run.warnings:
                     gr.Warning(warning)
 
-        event = generate.click(run, [model, *controls], outputs, api_name="generate", show_progress="minimal")
-        example_event = examples.load_input_event.then(run, [model, *controls], outputs, show_progress="minimal")
+        event = generate.click(run, controls, outputs, api_name="generate", show_progress="minimal")
+        example_event = examples.load_input_event.then(run, controls, outputs, show_progress="minimal")
         stop.click(None, cancels=[event, example_event])
         randomize.click(lambda: int(torch.randint(0, 2**31 - 1, ()).item()), None, seed, api_name=False)
 
@@ -196,13 +217,14 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 base, _ = prompt_and_seed(text, seed_value)
             items: list[tuple] = []
             with chosen.slots, user_errors():
-                for label, method in COMPARE.items():
-                    settings = replace(method, prompt=base.prompt, seed=base.seed)
-                    policy = settings.policy(monitor)
-                    generation = Generation(chosen.backend, settings.request(), policy, monitor, settings.method)
+                for name in compare_variants():
+                    variant = VARIANTS[name]
+                    policy = build_policy(variant.method, variant.params, base.cfg, monitor)
+                    generation = Generation(chosen.backend, base.request(), policy, monitor, name)
                     trace = generation.run()
                     if not items:
                         items.append(caption_item(generation, trace.baseline.final.similarity, "Baseline"))
+                    label = variant.label or method_spec(variant.method).label
                     items.append(caption_item(generation, trace.mitigated.final.similarity, label, "mitigated"))
                     yield items
 

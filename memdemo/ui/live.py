@@ -105,7 +105,7 @@ def strip_image(columns: list[tuple[np.ndarray, np.ndarray]], size: int = 64) ->
 
 def summarize(trace: Trace, threshold: float | None) -> str:
     """One paragraph: when a copy was detected, what fired how often, how σ moved, where the transition was."""
-    base, mit, method = trace.baseline, trace.mitigated, trace.run["method"]
+    base, mit, method = trace.baseline, trace.mitigated, trace.run.method
     total = len(mit.steps)
     parts = []
     if threshold is not None and base.steps and base.steps[0].similarity is not None:
@@ -117,20 +117,20 @@ def summarize(trace: Trace, threshold: float | None) -> str:
         counts = {name: sum(term in s.terms for s in fired) for term, name in TERM_NAMES.items()}
         terms = ", ".join(f"{name} on {n}" for name, n in counts.items() if n) or "no term"
         parts.append(f"AMG fired on {len(fired)} of {total} steps ({terms}).")
-    transition = trace.run.get("transition")
+    transition = trace.run.transition
     if transition:
-        how = "fell back to the static switch" if transition["fallback"] else "switched to CFG"
-        parts.append(f"{method.upper()} {how} at step {transition['step']} (t = {transition['t']}).")
+        how = "fell back to the static switch" if transition.fallback else "switched to CFG"
+        parts.append(f"{method.upper()} {how} at step {transition.step} (t = {transition.t}).")
     if base.final.similarity is not None and method != "baseline":
         parts.append(f"Final similarity {base.final.similarity:.2f} → {mit.final.similarity:.2f}.")
-    parts.append(f"{total} steps in {trace.run.get('seconds', 0):.1f} s.")
+    parts.append(f"{total} steps in {trace.run.seconds or 0:.1f} s.")
     return " ".join(parts)
 
 
 def write_bundle(trace: Trace, images: dict[str, np.ndarray]) -> str:
     """A zip with trace.json and both PNGs in a fresh folder (no shared path between requests)."""
     folder = Path(tempfile.mkdtemp(prefix="memdemo-run-"))
-    path = folder / f"memdemo-{trace.run['method']}-seed{trace.run['seed']}.zip"
+    path = folder / f"memdemo-{trace.run.method}-seed{trace.run.seed}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("trace.json", trace.to_json() + "\n")
         for name, image in images.items():

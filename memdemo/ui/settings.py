@@ -1,88 +1,95 @@
-"""The demo's controls, checked and turned into an engine request and policy, with messages that name the fix."""
+"""The demo's controls as one mapping, checked and turned into an engine request and policy through the method
+registry, with messages that name the fix."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from memdemo.guidance import SimilarityMonitor, make_policy
-from memdemo.guidance.amg import AMG_PRESETS, AMG_TERMS
+from memdemo.backends import SCHEDULERS
+from memdemo.guidance import METHODS, ParameterError, SimilarityMonitor, build_policy, method_spec
 from memdemo.guidance.base import Policy
-from memdemo.guidance.thresholds import THRESHOLD_SCHEDULES
 from memdemo.sampling import Request
 
 MAX_PROMPT_CHARS = 1000
-TRANSITION_MODES = ("off", "static", "dynamic")
 SIMILARITY_LEVELS = ("object", "pixel")
-# (label, minimum, maximum) of every number the UI accepts.
+DEFAULT_METHOD = "amg"
+# (label, minimum, maximum) of the numbers every run has.
 LIMITS = {
     "seed": ("seed", 0, 2**32 - 1),
     "steps": ("steps", 1, 200),
     "cfg": ("CFG scale", 0.0, 30.0),
-    "c1": ("c1", 0.0, 1000.0),
-    "c2": ("c2", 0.0, 1000.0),
-    "c3": ("c3", 0.0, 1e5),
-    "switch_t": ("switch t", 0, 999),
-    "og_scale": ("opposite guidance scale", 0.0, 30.0),
 }
+RUN_KEYS = ("prompt", "seed", "steps", "cfg", "scheduler", "method", "similarity")
 
 
-class SettingsError(ValueError):
+class SettingsError(ParameterError):
     """A control holds a value the engine cannot use; the message names the fix."""
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """One run as the mitigation panel describes it."""
+    """One run: prompt, sampling settings, one registered method with its checked parameters, the similarity."""
 
     prompt: str = ""
     seed: int = 0
     steps: int = 50
     cfg: float = 7.5
     scheduler: str = "ddim"
-    amg_terms: tuple[str, ...] = AMG_TERMS
-    amg_preset: str = "main"
-    c1: float | None = None
-    c2: float | None = None
-    c3: float | None = None
-    threshold_schedule: str | None = None
-    transition: str = "off"
-    switch_t: int = 500
-    opposite: bool = False
-    og_scale: float | None = None
+    method: str = DEFAULT_METHOD
+    params: dict[str, Any] = field(default_factory=dict)
     similarity: str = "object"
-
-    @property
-    def method(self) -> str:
-        """The engine method the panel selects: AMG, a transition variant or plain CFG."""
-        if self.transition != "off":
-            prefix = "og-" if self.opposite else ""
-            return f"{prefix}{'stp' if self.transition == 'static' else 'dtp'}"
-        return "amg" if self.amg_terms else "baseline"
 
     def request(self) -> Request:
         return Request(self.prompt, self.seed, self.steps, self.cfg, self.scheduler)
 
     def policy(self, monitor: SimilarityMonitor | None) -> Policy:
         """A fresh policy for this run (policies hold per-run state such as the transition detector)."""
-        pre_scale = -self.og_scale if self.opposite and self.og_scale is not None else None
-        return make_policy(
-            self.method,
-            self.cfg,
-            monitor,
-            amg_preset=self.amg_preset,
-            switch_t=self.switch_t,
-            pre_scale=pre_scale,
-            terms=self.amg_terms or None,
-            c1=self.c1,
-            c2=self.c2,
-            c3=self.c3,
-            schedule=self.threshold_schedule,
-        )
+        return build_policy(self.method, self.params, self.cfg, monitor)
 
 
-def clean_prompt(prompt: str | None) -> tuple[str, list[str]]:
+def param_key(method: str, name: str) -> str:
+    """The mapping key of one method option, e.g. "amg.c3"."""
+    return f"{method}.{name}"
+
+
+def option_keys() -> list[str]:
+    """Every method option's key in the page's order: per registered method, its basic then its advanced options."""
+    return [
+        param_key(spec.name, param.name)
+        for spec in METHODS.values()
+        for advanced in (False, True)
+        for param in spec.params
+        if param.advanced == advanced
+    ]
+
+
+def control_keys() -> list[str]:
+    """The Generate endpoint's inputs, in order: the model, the run's settings, then every method option."""
+    return ["model", *RUN_KEYS, *option_keys()]
+
+
+def api_arguments(model: str, values: Mapping[str, Any]) -> list[Any]:
+    """Positional arguments for the Generate endpoint: `values` by key, every other control at its default."""
+    defaults: dict[str, Any] = {"prompt": "", **{k: getattr(RunSettings(), k) for k in RUN_KEYS if k != "prompt"}}
+    for spec in METHODS.values():
+        for param in spec.params:
+            default = list(param.default) if param.kind is tuple else param.default
+            defaults[param_key(spec.name, param.name)] = "" if default is None and param.kind is str else default
+    return [model, *({**defaults, **values}[key] for key in control_keys()[1:])]
+
+
+def clean_prompt(prompt: Any) -> tuple[str, list[str]]:
     """The prompt to use and what the person should be told about it (empty → unconditional, long → truncated)."""
+    if prompt is not None and not isinstance(prompt, str):
+        raise SettingsError(f"the prompt must be text, got {type(prompt).__name__}")
     prompt = (prompt or "").strip()
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SettingsError("the prompt holds characters that are not valid Unicode text; retype it") from error
     if not prompt:
         return "", ["Empty prompt: sampling unconditionally (the caption is the empty string)."]
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -91,94 +98,63 @@ def clean_prompt(prompt: str | None) -> tuple[str, list[str]]:
     return prompt, []
 
 
-def checked_number(name: str, value: float | None, integer: bool = False) -> float | int:
-    """`value` if it lies within LIMITS[name], else a SettingsError that gives the allowed range."""
+def checked_number(name: str, value: Any, integer: bool = False) -> float | int:
+    """`value` if it is a finite number within LIMITS[name], else a SettingsError that gives the allowed range."""
     label, low, high = LIMITS[name]
-    if value is None or value != value or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"{label} must be a number between {low:g} and {high:g}, got {value!r}")
+    if not low <= value <= high:
         raise SettingsError(f"{label} must be between {low:g} and {high:g}, got {value}; change it and run again")
     if integer and float(value) != int(value):
         raise SettingsError(f"{label} must be a whole number, got {value}")
     return int(value) if integer else float(value)
 
 
-def optional_number(name: str, value: float | None) -> float | None:
-    """An advanced override: blank (None) keeps the preset's value."""
-    return None if value is None else checked_number(name, value)
+def checked_choice(label: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SettingsError(f"{label} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
-def build_settings(
-    prompt: str | None,
-    seed: float,
-    steps: float,
-    cfg: float,
-    scheduler: str,
-    amg_terms: list[str],
-    amg_preset: str,
-    c1: float | None,
-    c2: float | None,
-    c3: float | None,
-    threshold_schedule: str | None,
-    transition: str,
-    switch_t: float,
-    opposite: bool,
-    og_scale: float | None,
-    similarity: str = "object",
-) -> tuple[RunSettings, list[str]]:
-    """Check every control; return the settings and the notes to show (or raise SettingsError)."""
-    prompt, notes = clean_prompt(prompt)
-    terms = tuple(term for term in AMG_TERMS if term in (amg_terms or []))
-    if transition not in TRANSITION_MODES:
-        raise SettingsError(f"transition point must be one of {', '.join(TRANSITION_MODES)}, got {transition!r}")
-    if transition != "off" and terms:
-        raise SettingsError(
-            "AMG and a transition point are separate methods: untick the AMG terms or set the transition point to "
-            "off (the Compare methods tab runs them all)"
-        )
-    if amg_preset not in AMG_PRESETS:
-        raise SettingsError(f"AMG preset must be one of {', '.join(AMG_PRESETS)}, got {amg_preset!r}")
-    if similarity not in SIMILARITY_LEVELS:
-        raise SettingsError(f"similarity must be one of {', '.join(SIMILARITY_LEVELS)}, got {similarity!r}")
-    schedule = None if threshold_schedule in (None, "", "preset") else threshold_schedule
-    if schedule is not None and schedule not in THRESHOLD_SCHEDULES:
-        raise SettingsError(f"threshold schedule must be one of {', '.join(THRESHOLD_SCHEDULES)}")
+def method_params(method: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen method's options from the mapping (keys "method.param"), blanks as the preset's None, checked."""
+    spec = method_spec(method)
+    params = {}
+    for param in spec.params:
+        value = values.get(param_key(method, param.name), param.default)
+        if value == "" or value == []:
+            value = None if param.kind is not tuple else value
+        params[param.name] = value
+    return spec.check(params)
+
+
+def build_settings(values: Mapping[str, Any]) -> tuple[RunSettings, list[str]]:
+    """Check every control of one run (keys RUN_KEYS and "method.param"); return the settings and the notes to show,
+    or raise SettingsError. Keys that no control has are refused, so a mistyped API call is not silently ignored."""
+    known = set(RUN_KEYS) | {param_key(name, p.name) for name, spec in METHODS.items() for p in spec.params}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingsError(f"unknown setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
+    defaults = RunSettings()
+    prompt, notes = clean_prompt(values.get("prompt", ""))
+    method = values.get("method", defaults.method)
+    try:
+        params = method_params(method, values)
+    except ParameterError as error:
+        raise SettingsError(str(error)) from error
     settings = RunSettings(
         prompt=prompt,
-        seed=checked_number("seed", seed, integer=True),
-        steps=checked_number("steps", steps, integer=True),
-        cfg=checked_number("cfg", cfg),
-        scheduler=scheduler,
-        amg_terms=terms,
-        amg_preset=amg_preset,
-        c1=optional_number("c1", c1),
-        c2=optional_number("c2", c2),
-        c3=optional_number("c3", c3),
-        threshold_schedule=schedule,
-        transition=transition,
-        switch_t=checked_number("switch_t", switch_t, integer=True),
-        opposite=bool(opposite),
-        og_scale=optional_number("og_scale", og_scale),
-        similarity=similarity,
+        seed=checked_number("seed", values.get("seed", defaults.seed), integer=True),
+        steps=checked_number("steps", values.get("steps", defaults.steps), integer=True),
+        cfg=checked_number("cfg", values.get("cfg", defaults.cfg)),
+        scheduler=checked_choice("sampler", values.get("scheduler", defaults.scheduler), SCHEDULERS),
+        method=method,
+        params=params,
+        similarity=checked_choice("similarity", values.get("similarity", defaults.similarity), SIMILARITY_LEVELS),
     )
     return settings, notes
 
 
-def prompt_and_seed(prompt: str | None, seed: float) -> tuple[RunSettings, list[str]]:
+def prompt_and_seed(prompt: Any, seed: Any) -> tuple[RunSettings, list[str]]:
     """Checked settings for a plain CFG run of `prompt` (the Compare and Models tabs set only these two)."""
-    defaults = RunSettings()
-    return build_settings(
-        prompt,
-        seed,
-        defaults.steps,
-        defaults.cfg,
-        defaults.scheduler,
-        [],
-        defaults.amg_preset,
-        None,
-        None,
-        None,
-        None,
-        "off",
-        defaults.switch_t,
-        False,
-        None,
-    )
+    return build_settings({"prompt": prompt, "seed": seed, "method": "baseline"})
