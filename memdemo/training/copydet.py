@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
 from memdemo.reference.copydet import CALIBRATION_FILE, CopydetConfig, CopyDetector, save_copydet
 from memdemo.reference.features import images_to_tensor
 from memdemo.training.augment import copy_edit
-from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
-from memdemo.training.loop import ema_update, learning_rate
+from memdemo.training.loop import LoopSettings, LoopState, run_loop
 
 TARGET_PRECISION = 0.9
 
@@ -70,52 +67,36 @@ def train_copydet(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     images = training_images(dataset)
     generator = torch.Generator().manual_seed(config.seed)
-    checkpoint, start, seconds = out / "checkpoint", 0, 0.0
-    if (checkpoint / STATE_FILE).is_file():
-        state = load_checkpoint(checkpoint, model, ema, optimizer)
-        kept = ("steps", "checkpoint_every", "log_every")
-        if {k: v for k, v in state["config"].items() if k not in kept} != {
-            k: v for k, v in asdict(config).items() if k not in kept
-        }:
-            raise MemdemoError(f"{checkpoint} was made with other settings; delete it or pass the same options")
-        start, seconds = state["step"], state["seconds"]
-        generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter() - seconds
-    with (out / "train_log.jsonl").open("a", encoding="utf-8") as log:
-        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, desc="copydet")
-        for step in bar:
-            batch = images[torch.randint(len(images), (config.batch_size,), generator=generator)]
-            first = copy_edit(batch, generator)
-            second = copy_edit(batch, generator, degrade=config.noise_aware)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            loss = nt_xent(model(first.to(device)), model(second.to(device)), config.temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema_update(ema, model, step, config.ema_decay)
-            done, elapsed = step + 1, time.perf_counter() - started
-            if done % config.log_every == 0 or done == config.steps:
-                log.write(
-                    json.dumps({"step": done, "loss": round(loss.item(), 5), "seconds": round(elapsed, 1)}) + "\n"
-                )
-                log.flush()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
-                state = {"step": done, "config": asdict(config), "seconds": elapsed}
-                save_checkpoint(
-                    checkpoint, model, ema, optimizer, {**state, "generator": generator.get_state().tolist()}
-                )
-    card = {
-        "hyperparameters": asdict(config),
-        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "steps_done": config.steps,
-    }
-    ema = ema.cpu().eval()
-    save_copydet(out, ema, card)
-    return ema
+
+    def train_step(step: int) -> torch.Tensor:
+        batch = images[torch.randint(len(images), (config.batch_size,), generator=generator)]
+        first = copy_edit(batch, generator)
+        second = copy_edit(batch, generator, degrade=config.noise_aware)
+        return nt_xent(model(first.to(device)), model(second.to(device)), config.temperature)
+
+    def write(state: LoopState) -> None:
+        card = {
+            "hyperparameters": asdict(config),
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+            "train_seconds": round(state.seconds, 1),
+            "cpu_seconds": round(state.cpu_seconds, 1),
+            "resumes": state.resumes,
+            "steps_done": state.step,
+        }
+        save_copydet(out, copy.deepcopy(ema).cpu().eval(), card)
+
+    settings = LoopSettings(
+        config.steps,
+        config.lr,
+        config.warmup_steps,
+        config.ema_decay,
+        config.checkpoint_every,
+        config.log_every,
+        description="copydet",
+        clip_grad_norm=None,
+    )
+    run_loop(settings, asdict(config), model, ema, optimizer, train_step, generator, out, write, progress)
+    return ema.cpu().eval()
 
 
 def threshold_for_precision(

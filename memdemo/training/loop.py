@@ -35,6 +35,7 @@ class LoopSettings:
     log_every: int
     max_cpu_minutes: float | None = None
     description: str = "train"
+    clip_grad_norm: float | None = 1.0
 
 
 @dataclass
@@ -149,7 +150,8 @@ def run_loop(
             loss = train_step(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if settings.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
             optimizer.step()
             ema_update(ema, model, step, settings.ema_decay)
             state.step = step + 1
