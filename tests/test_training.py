@@ -119,3 +119,17 @@ def test_latent_model_trains_on_autoencoder_latents_and_loads_as_a_backend(tmp_p
     torch.testing.assert_close(eps, alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x)
     pixels = backend.decode(x)
     assert pixels.shape == (2, 3, 32, 32) and pixels.min() >= 0 and pixels.max() <= 1
+
+
+def test_a_latent_run_resumes_from_a_moved_autoencoder_but_not_from_another(tmp_path, emojimem):
+    small = _small(emojimem)
+    config = AutoencoderTrainConfig(steps=1, batch_size=2, log_every=1)
+    train_autoencoder(config, small, tmp_path / "vae", progress=False)
+    train_autoencoder(replace(config, seed=1), small, tmp_path / "other", progress=False)
+    run = TrainConfig(steps=1, batch_size=2, autoencoder=str(tmp_path / "vae"), log_every=1)
+    train(run, small, tmp_path / "model", progress=False)
+    (tmp_path / "vae").rename(tmp_path / "moved")
+    card = train(replace(run, steps=2, autoencoder=str(tmp_path / "moved")), small, tmp_path / "model", progress=False)
+    assert card["steps_done"] == 2
+    with pytest.raises(MemdemoError, match="autoencoder: checkpoint 'sha256:"):
+        train(replace(run, steps=3, autoencoder=str(tmp_path / "other")), small, tmp_path / "model", progress=False)

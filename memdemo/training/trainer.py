@@ -4,6 +4,7 @@ pixel space or on the latents of a trained EmojiMem autoencoder (docs/training.m
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from memdemo.backends.emojimem import CONFIG_FILE, SCHEDULE_CONFIG, save_emojime
 from memdemo.backends.text_encoder import MiniLMTextEncoder
 from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
+from memdemo.training.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
 from memdemo.training.autoencoder import training_pixels
 from memdemo.training.loop import LoopSettings, LoopState, run_loop
 from memdemo.training.objectives import PREDICTIONS, diffusion_loss, nature_sigma2, noised_inputs, prediction_target
@@ -94,6 +96,19 @@ def encode_latents(autoencoder: AutoencoderKL, pixels: torch.Tensor) -> torch.Te
     )
 
 
+def autoencoder_fingerprint(folder: str | None) -> str | None:
+    """The autoencoder a checkpoint was trained on, by content (its weights' SHA-256), so that a resumed run may find
+    the same autoencoder in another folder but never another autoencoder."""
+    if folder is None:
+        return None
+    weights = Path(folder) / AUTOENCODER_WEIGHTS
+    if not weights.is_file():
+        raise MemdemoError(
+            f"no autoencoder in {folder}; train one with `python -m memdemo train-autoencoder --out DIR`"
+        )
+    return "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
 def resolve_t_nature(config: TrainConfig) -> int | None:
     """Ambient's t_n as asked (0 is allowed and means DDPM); None for the DDPM objective."""
     if config.objective != "ambient":
@@ -121,6 +136,7 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
     """Train (resuming from out/checkpoint if present); writes the EMA model to out/ at every checkpoint."""
     check_config(config)
     t_nature = resolve_t_nature(config)
+    fingerprint = autoencoder_fingerprint(config.autoencoder)
     autoencoder = None
     if config.autoencoder is not None:
         autoencoder = AutoencoderKL.from_pretrained(config.autoencoder, use_safetensors=True).to(device).eval()
@@ -177,5 +193,6 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
         config.max_cpu_minutes,
         config.objective,
     )
-    run_loop(settings, asdict(config), model, ema, optimizer, train_step, generator, out, write, progress)
+    recipe = {**asdict(config), "autoencoder": fingerprint}
+    run_loop(settings, recipe, model, ema, optimizer, train_step, generator, out, write, progress)
     return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["card"]
