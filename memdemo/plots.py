@@ -8,9 +8,12 @@ matplotlib.use("Agg")
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from memdemo.guidance import VARIANTS
 from memdemo.trace import Trace
 
 COLOURS = {"baseline": "#7f7f7f", "mitigated": "#d62728"}
+# What a shaded step means, per method: AMG's gate was open, or a transition method was still before its switch.
+SHADING = {"amg": "AMG acted (σ_t > λ_t)", **{m: "before the switch" for m in ("stp", "dtp", "og-stp", "og-dtp")}}
 
 
 def draw_norm(axes: Axes, trace: Trace) -> None:
@@ -24,9 +27,8 @@ def draw_norm(axes: Axes, trace: Trace) -> None:
         fallback = " fallback" if mitigated[transition].fallback else ""
         label = f"transition{fallback} (t = {mitigated[transition].t})"
         axes.axvline(transition, color=COLOURS["mitigated"], linestyle=":", label=label)
-    axes.set(title="‖ε_c − ε_u‖ per step (unsquared)", xlabel="denoising step", ylabel="norm")
-    if axes.lines:
-        axes.legend(fontsize=8, loc="upper left")
+    axes.set(title="d_t = ‖ε_c − ε_u‖ per step", xlabel="denoising step", ylabel="‖ε_c − ε_u‖")
+    _legend_below(axes)
 
 
 def draw_similarity(axes: Axes, trace: Trace) -> None:
@@ -38,18 +40,26 @@ def draw_similarity(axes: Axes, trace: Trace) -> None:
     mitigated = trace.mitigated.steps
     if any(s.threshold is not None for s in mitigated):
         axes.plot([s.index for s in mitigated], [s.threshold for s in mitigated], "k--", label="λ_t")
+    method = VARIANTS[trace.run.method].method if trace.run.method in VARIANTS else trace.run.method
+    label = SHADING.get(method, "mitigation acted")
     for s in mitigated:
         if s.active:
-            axes.axvspan(s.index - 0.5, s.index + 0.5, color=COLOURS["mitigated"], alpha=0.12, lw=0)
+            axes.axvspan(s.index - 0.5, s.index + 0.5, color=COLOURS["mitigated"], alpha=0.12, lw=0, label=label)
+            label = None
     feature = trace.run.feature or "none"
-    axes.set(title=f"σ_t of x̂0 to the nearest training image ({feature})", xlabel="denoising step")
-    if axes.lines:
-        axes.legend(fontsize=8, loc="upper left")
+    axes.set(title=f"guide signal σ_t ({feature}) vs λ_t", xlabel="denoising step", ylabel="σ_t")
+    _legend_below(axes)
+
+
+def _legend_below(axes: Axes) -> None:
+    """The legend under the x axis, so it never covers the early steps where things happen."""
+    if axes.lines or axes.patches:
+        axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
 
 
 def trace_figure(trace: Trace) -> Figure:
     """Both panels side by side, titled with the run."""
-    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    figure = Figure(figsize=(10, 4.0), layout="constrained")
     norm_axes, similarity_axes = figure.subplots(1, 2)
     draw_norm(norm_axes, trace)
     draw_similarity(similarity_axes, trace)
@@ -60,8 +70,8 @@ def trace_figure(trace: Trace) -> Figure:
 
 def panel_figure(trace: Trace, draw, steps: int) -> Figure:
     """One panel for the live UI, its x axis fixed to the run's length so that the curve grows left to right."""
-    figure = Figure(figsize=(5, 3.2))
-    figure.subplots_adjust(left=0.12, right=0.98, top=0.9, bottom=0.15)  # a constrained layout costs 2× per frame
+    figure = Figure(figsize=(5, 3.6))
+    figure.subplots_adjust(left=0.14, right=0.97, top=0.9, bottom=0.3)  # a constrained layout costs 2× per frame
     axes = figure.add_subplot()
     draw(axes, trace)
     axes.set_xlim(-0.5, steps - 0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import zipfile
 
@@ -11,12 +12,14 @@ import pytest
 from gradio_client import Client
 
 from memdemo.backends import ModelError
+from memdemo.cli import build_parser
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.guidance import VARIANTS
-from memdemo.trace import Final, RunInfo, Step, Trace
+from memdemo.trace import RunInfo, Step, Trace
+from memdemo.ui.judge import Judge, Judgement, describe, own_line
 from memdemo.ui.layout import build_demo, compare_variants, user_errors
-from memdemo.ui.live import Verdicts, summarize
+from memdemo.ui.live import stopped_text, summarize
 from memdemo.ui.models import ModelRegistry, offered_models
 from memdemo.ui.settings import (
     MAX_PROMPT_CHARS,
@@ -98,39 +101,50 @@ def test_opposite_scale_becomes_a_negative_pre_switch_scale():
 def synthetic_trace(method: str = "amg") -> Trace:
     trace = Trace(RunInfo("emojimem-ddpm", "warning", 0, method, seconds=1.25))
     for index, (base, mitigated, active) in enumerate([(0.2, 0.2, False), (0.6, 0.5, True), (0.7, 0.3, True)]):
-        trace.baseline.steps.append(Step(index, 999 - index, 0.5, 1.0, similarity=base))
+        trace.baseline.steps.append(Step(index, 999 - index, 0.5, 1.0, similarity=base, threshold=0.45))
         terms = ["sim"] if active else []
         trace.mitigated.steps.append(
-            Step(index, 999 - index, 0.5, 1.0, similarity=mitigated, active=active, terms=terms)
+            Step(index, 999 - index, 0.5, 1.0, similarity=mitigated, threshold=0.45, active=active, terms=terms)
         )
-    trace.baseline.final, trace.mitigated.final = Final(similarity=0.82), Final(similarity=0.31)
     return trace
 
 
-def test_summary_names_detection_step_fired_terms_and_similarity_change():
-    text = summarize(synthetic_trace(), threshold=0.45)
-    assert "copy detected at step 1 of 3" in text
-    assert "AMG fired on 2 of 3 steps (G_sim on 2)" in text
-    assert "0.82 → 0.31" in text and "3 steps in 1.2 s" in text
+def judged(similarity: float, nearest: int = 3, own: int | None = 3) -> Judgement:
+    return Judgement(similarity, 0.9, nearest, "warning" if nearest == 3 else "peace symbol", own, similarity)
 
 
-def test_verdict_compares_with_the_calibrated_threshold():
-    verdicts = Verdicts(0.45, "pixel")
-    copy = verdicts.describe(Final(3, "warning", 0.6), "warning", done=True)
-    assert "**COPY**" in copy and "prompt's own training image" in copy
-    assert "not a copy" in verdicts.describe(Final(3, "warning", 0.3), "apple", done=False)
-    assert "not measured" in Verdicts(None, "none").describe(Final(), "x", done=True)
+@pytest.mark.parametrize(("base", "mitigated"), [(0.97, 0.5), (0.97, 0.95), (0.5, 0.4), (0.95, 0.91)])
+def test_the_summary_never_contradicts_the_verdicts(base, mitigated):
+    judgements = {"baseline": judged(base), "mitigated": judged(mitigated, nearest=7)}
+    summary = summarize(synthetic_trace(), judgements, guide_threshold=0.45)
+    for label, name in (("Baseline", "baseline"), ("Mitigated", "mitigated")):
+        copy = "**COPY**" in describe(judgements[name], "final")
+        assert (f"{label}: COPY" in summary) == copy and (f"{label}: not a copy" in summary) == (not copy)
+        assert judgements[name].comparison() in summary
+    assert "σ_t exceeded λ_t on 2 of 3 steps; AMG acted there (G_sim on 2)" in summary and "1.2 s" in summary
 
 
-def test_final_verdict_adds_the_independent_copydet_check():
+def test_verdict_lines_name_the_scorer_tau_and_the_own_image():
+    final = describe(judged(0.97), "final")
+    assert final.startswith("**COPY** — copydet 0.97 > τ = 0.90") and "the prompt's own training image" in final
+    live = describe(judged(0.5, nearest=7), "live")
+    assert "current x̂0, provisional" in live and "opacity" in live and "**not a copy**" in live
+    summary, stopped = stopped_text(12, 50, {"baseline": judged(0.97), "mitigated": judged(0.5)})
+    assert summary.startswith("Stopped at step 12 of 50") and "no final verdict" in stopped["baseline"]
+    assert "baseline 0.97, mitigated 0.50" in own_line(judged(0.97), judged(0.5))
+    assert "not a training caption" in own_line(judged(0.9, own=None), judged(0.9, own=None))
+    assert "not judged" in describe(None, "final") or "not judged" in describe(None, "final").lower()
+
+
+def test_the_judge_finds_the_copy_and_the_prompts_own_image():
     dataset = EmojiMem.load()
+    judge = Judge(CopydetScorer.load(), dataset)
     warning = dataset.images[dataset.captions.index("warning")]
-    scorer = CopydetScorer.load()
-    check = Verdicts(0.95, "copydet-guide", scorer=scorer).independent_check(warning, "warning")
-    assert check.startswith("Independent check (copydet): a copy") and "“warning” (the prompt's own)" in check
-    strict = CopydetScorer(scorer.index, threshold=1.01)
-    assert "not a copy" in Verdicts(0.95, "copydet-guide", scorer=strict).independent_check(warning, "warning")
-    assert Verdicts(0.45, "pixel").independent_check(warning, "warning") == ""
+    judgement = judge.judge(warning, "warning")
+    assert judgement.copy and judgement.nearest_is_own and judgement.own_similarity == pytest.approx(1.0, abs=1e-4)
+    holdout = dataset.records[dataset.ids("holdout")[0]]
+    other = judge.judge(dataset.images[holdout.id], holdout.caption)
+    assert other.own_id is None and other.own_similarity is None and not other.nearest_is_own
 
 
 def test_stable_diffusion_is_offered_only_with_local_weights_and_fails_with_a_message():
@@ -159,16 +173,26 @@ def client():
 
 def run_trace(result) -> dict:
     with zipfile.ZipFile(result[-1]) as bundle:
-        assert {"trace.json", "baseline.png", "mitigated.png"} <= set(bundle.namelist())
-        return json.loads(bundle.read("trace.json"))
+        names = set(bundle.namelist())
+        assert {"trace.json", "baseline.png", "mitigated.png", "plot.png", "verdicts.md", "command.txt"} <= names
+        assert {"baseline-256px.png", "baseline-nearest-training-image.png"} <= names
+        command = shlex.split(bundle.read("command.txt").decode())
+        trace = json.loads(bundle.read("trace.json"))
+    assert command[:3] == ["python", "-m", "memdemo"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.model, args.prompt, args.seed, args.method) == (
+        trace["run"]["model"], trace["run"]["prompt"], trace["run"]["seed"], trace["run"]["method"]
+    )  # fmt: skip
+    return trace
 
 
 @pytest.mark.parametrize("method", ["baseline", "amg", "og-dtp"])
 def test_client_runs_each_method_and_receives_images_and_trace(client, method):
     result = client.predict(*arguments(method=method), api_name="/generate")
-    base_image, _, base_verdict, mitigated_image, _, _, _, _, strip, summary, _ = result
-    assert all(path for path in (base_image, mitigated_image, strip))
-    assert "σ =" in base_verdict and "Independent check (copydet)" in base_verdict and "steps in" in summary
+    base_image, _, base_verdict, mitigated_image, _, _, _, _, strip, summary, slider, own, own_text, *_ = result
+    assert all(path for path in (base_image, mitigated_image, strip, own)) and len(slider) == 2
+    assert "copydet" in base_verdict and "τ =" in base_verdict and "steps in" in summary
+    assert "Similarity to the prompt's own training image" in own_text
     trace = run_trace(result)
     assert trace["run"]["method"] == method and trace["run"]["prompt"] == "warning"
     assert len(trace["trajectories"]["mitigated"]["steps"]) == 4
@@ -198,9 +222,11 @@ def test_two_clients_at_once_each_get_their_own_run(client):
     assert seeds == [3, 4]
 
 
-def test_compare_tab_returns_the_baseline_and_every_method_with_its_similarity(client):
+def test_compare_tab_shows_the_training_image_then_every_method_with_its_verdict(client):
     items = client.predict("emojimem-ddpm", "warning", 1, api_name="/compare")
     captions = [item["caption"] for item in items]
     labels = [VARIANTS[name].label for name in compare_variants()]
-    assert captions[0].startswith("Baseline · σ = ") and len(captions) == 1 + len(labels)
-    assert [caption.split(" · ")[0] for caption in captions[1:]] == labels
+    assert captions[0] == "training image of “warning”" and len(captions) == 2 + len(labels)
+    assert captions[1].startswith("Baseline · ") and "τ = " in captions[1]
+    assert [caption.split(" · ")[0] for caption in captions[2:]] == labels
+    assert all("copydet" in caption and "acted on" in caption for caption in captions[2:])

@@ -14,7 +14,7 @@ from memdemo.evaluation.summary import published_results
 from memdemo.guidance import METHODS, VARIANTS, Param, ParameterError, build_policy, method_spec
 from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
-from memdemo.ui.live import Frame, LiveRun, upscale
+from memdemo.ui.live import Frame, LiveRun, Verdicts, stopped_text, upscale
 from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
 from memdemo.ui.settings import DEFAULT_METHOD, build_settings, control_keys, param_key, prompt_and_seed
 
@@ -139,20 +139,30 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
-            with gr.Row():
-                base_image = gr.Image(label="Baseline (CFG)", format="png", interactive=False)
-                base_nearest = gr.Image(label="its nearest training image", format="png", interactive=False)
-                mit_image = gr.Image(label="Mitigated (same seed)", format="png", interactive=False)
-                mit_nearest = gr.Image(label="its nearest training image", format="png", interactive=False)
-            with gr.Row():
-                base_verdict = gr.Markdown()
-                mit_verdict = gr.Markdown()
-            with gr.Row():
-                norm_plot = gr.Plot(label="‖ε_c − ε_u‖ per step", format="png")
-                similarity_plot = gr.Plot(label="σ_t per step", format="png")
-            strip = gr.Image(label="x̂0 previews (top: baseline, bottom: mitigated)", format="png", interactive=False)
             summary = gr.Markdown()
-            download = gr.File(label="Download the run (trace.json + images)")
+            with gr.Row(equal_height=False):
+                with gr.Column(min_width=200):
+                    base_image = gr.Image(label="Baseline (plain CFG)", format="png", interactive=False)
+                    base_verdict = gr.Markdown()
+                    base_nearest = gr.Image(
+                        label="its nearest training image", format="png", interactive=False, height=140
+                    )
+                with gr.Column(min_width=200):
+                    mit_image = gr.Image(label="Mitigated (same seed)", format="png", interactive=False)
+                    mit_verdict = gr.Markdown()
+                    mit_nearest = gr.Image(
+                        label="its nearest training image", format="png", interactive=False, height=140
+                    )
+                with gr.Column(min_width=200):
+                    own_image = gr.Image(label="the prompt's own training image", format="png", interactive=False)
+                    own_text = gr.Markdown()
+            slider = gr.ImageSlider(label="Before / after: drag to compare", format="png", max_height=512)
+            with gr.Row():
+                norm_plot = gr.Plot(label="d_t = ‖ε_c − ε_u‖ per step", format="png", min_width=300)
+                similarity_plot = gr.Plot(label="guide signal σ_t vs λ_t", format="png", min_width=300)
+            strip = gr.Image(label="x̂0 previews (top: baseline, bottom: mitigated)", format="png", interactive=False)
+            download = gr.File(label="Download the run: trace, images, plot, verdicts, the command that reruns it")
+            progress = gr.State({})
             examples = gr.Examples(EXAMPLES, inputs=[prompt, seed], label="Examples (click to run)")
 
         names = {model: "model", prompt: "prompt", seed: "seed", steps: "steps", cfg: "cfg", scheduler: "scheduler"}
@@ -165,7 +175,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
 
         method.change(show_method, method, [about, *groups.values()], api_name=False)
         outputs = [base_image, base_nearest, base_verdict, mit_image, mit_nearest, mit_verdict]
-        outputs += [norm_plot, similarity_plot, strip, summary, download]
+        outputs += [norm_plot, similarity_plot, strip, summary, slider, own_image, own_text, progress, download]
 
         def frame_outputs(frame: Frame) -> list:
             sides = [
@@ -173,8 +183,20 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 for name in ("baseline", "mitigated")
                 for value in (frame.images[name], frame.nearest[name], frame.verdicts[name])
             ]
+            state = {"step": frame.step, "total": frame.total, "judgements": frame.judgements}
+            running = f"Step {frame.step} of {frame.total}…" if not frame.summary else frame.summary
+            pair = (frame.images["baseline"], frame.images["mitigated"]) if frame.summary else gr.skip()
             bundle = frame.bundle if frame.bundle else gr.skip()
-            return [*sides, frame.norm_plot, frame.similarity_plot, frame.strip, frame.summary or gr.skip(), bundle]
+            return [
+                *sides, frame.norm_plot, frame.similarity_plot, frame.strip, running, pair,
+                frame.own_image, frame.own_text, state, bundle,
+            ]  # fmt: skip
+
+        def on_stop(state: dict) -> list:
+            if not state:
+                return [gr.skip()] * 3
+            text, verdicts = stopped_text(state["step"], state["total"], state["judgements"])
+            return [text, verdicts["baseline"], verdicts["mitigated"]]
 
         @gpu
         def run(*values) -> Iterator[list]:
@@ -197,11 +219,17 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
 
         event = generate.click(run, controls, outputs, api_name="generate", show_progress="minimal")
         example_event = examples.load_input_event.then(run, controls, outputs, show_progress="minimal")
-        stop.click(None, cancels=[event, example_event])
+        stop.click(
+            on_stop, progress, [summary, base_verdict, mit_verdict], cancels=[event, example_event], api_name=False
+        )
         randomize.click(lambda: int(torch.randint(0, 2**31 - 1, ()).item()), None, seed, api_name=False)
 
         with gr.Tab("Compare methods"):
-            gr.Markdown("One prompt and seed, every method: the baseline first, each image with its similarity σ.")
+            gr.Markdown(
+                "One prompt and seed, every method. How to read it: each caption gives the copy detector's verdict "
+                "(copydet cosine to the nearest training image against its calibrated τ; above τ is a copy) and how "
+                "many steps the method acted on. The first image is the prompt's own training image, when it has one."
+            )
             with gr.Row():
                 compare_prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt")
                 compare_seed = gr.Number(EXAMPLES[0][1], label="Seed", precision=0, minimum=0)
@@ -212,20 +240,23 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
         @gpu
         def compare(model_name: str, text: str, seed_value: float) -> Iterator[list]:
             chosen = loaded(model_name)
-            monitor, _ = chosen.judge()
+            monitor, verdicts = chosen.judge()
             with user_errors():
-                base, _ = prompt_and_seed(text, seed_value)
-            items: list[tuple] = []
+                base, notes = prompt_and_seed(text, seed_value)
+            for note in notes:
+                gr.Warning(note)
+            own = verdicts.own_image(base.prompt)
+            items: list[tuple] = [] if own is None else [(own, f"training image of “{base.prompt}”")]
             with chosen.slots, user_errors():
                 for name in compare_variants():
                     variant = VARIANTS[name]
                     policy = build_policy(variant.method, variant.params, base.cfg, monitor)
                     generation = Generation(chosen.backend, base.request(), policy, monitor, name)
-                    trace = generation.run()
-                    if not items:
-                        items.append(caption_item(generation, trace.baseline.final.similarity, "Baseline"))
+                    generation.run()
+                    if len(items) < 1 + (own is not None):
+                        items.append(caption_item(generation, verdicts, "Baseline"))
                     label = variant.label or method_spec(variant.method).label
-                    items.append(caption_item(generation, trace.mitigated.final.similarity, label, "mitigated"))
+                    items.append(caption_item(generation, verdicts, label, "mitigated"))
                     yield items
 
         compare_button.click(compare, [compare_model, compare_prompt, compare_seed], grid, api_name="compare")
@@ -241,16 +272,17 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
         @gpu
         def sample_both(text: str, seed_value: float) -> list[tuple]:
             with user_errors():
-                settings, _ = prompt_and_seed(text, seed_value)
+                settings, notes = prompt_and_seed(text, seed_value)
+            for note in notes:
+                gr.Warning(note)
             items = []
             for name in ("emojimem-ddpm", "emojimem-ambient"):
                 chosen = loaded(name)
+                monitor, verdicts = chosen.judge()
                 with chosen.slots, user_errors():
-                    generation = Generation(
-                        chosen.backend, settings.request(), settings.policy(None), chosen.judge()[0]
-                    )
-                    trace = generation.run()
-                    items.append(caption_item(generation, trace.baseline.final.similarity, LABELS[name]))
+                    generation = Generation(chosen.backend, settings.request(), settings.policy(None), monitor)
+                    generation.run()
+                    items.append(caption_item(generation, verdicts, LABELS[name]))
             return items
 
         models_button.click(sample_both, [models_prompt, models_seed], twins, api_name="models")
@@ -260,7 +292,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
     return demo
 
 
-def caption_item(generation: Generation, similarity: float | None, label: str, side: str = "baseline") -> tuple:
-    """(image, caption) for a gallery, from a finished generation."""
-    sigma = "σ not measured" if similarity is None else f"σ = {similarity:.2f}"
-    return upscale(generation.images[side]), f"{label} · {sigma}"
+def caption_item(generation: Generation, verdicts: Verdicts, label: str, side: str = "baseline") -> tuple:
+    """(image, caption) for a gallery: the scorer's verdict against τ and, for a mitigation, the steps it acted on."""
+    image = generation.images[side]
+    judgement = verdicts.judgements({side: image}, generation.request.prompt)[side]
+    verdict = "not judged" if judgement is None else f"{judgement.word()} ({judgement.comparison()})"
+    steps = getattr(generation.trace, side).steps
+    acted = f" · acted on {sum(s.active for s in steps)} of {len(steps)} steps" if side == "mitigated" else ""
+    return upscale(image), f"{label} · {verdict}{acted}"

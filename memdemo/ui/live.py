@@ -4,6 +4,7 @@ the x̂0 strip and, at the end, a summary and a downloadable bundle."""
 from __future__ import annotations
 
 import io
+import shlex
 import tempfile
 import time
 import zipfile
@@ -16,11 +17,12 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from memdemo.evaluation.scoring import CopydetScorer
+from memdemo.guidance import METHODS
 from memdemo.guidance.base import TERM_NAMES
-from memdemo.plots import draw_norm, draw_similarity, panel_figure
+from memdemo.plots import draw_norm, draw_similarity, panel_figure, trace_figure
 from memdemo.sampling import Generation, StepUpdate, to_uint8
-from memdemo.trace import Final, Step, Trace, Trajectory
+from memdemo.trace import Trace
+from memdemo.ui.judge import Judge, Judgement, describe, own_line, verdict_sentence
 
 DISPLAY_SIZE = 256
 STRIP_FRAMES = 10
@@ -29,57 +31,46 @@ OVERHEAD_FACTOR = 10
 
 @dataclass
 class Frame:
-    """Everything the page shows at one moment of a run."""
+    """Everything the page shows at one moment of a run; `step` of `total` tells the Stop button where it was."""
 
     images: dict[str, np.ndarray]
     nearest: dict[str, np.ndarray | None]
     verdicts: dict[str, str]
+    own_image: np.ndarray | None
+    own_text: str
     norm_plot: Figure
     similarity_plot: Figure
     strip: np.ndarray
+    step: int
+    total: int
+    judgements: dict[str, Judgement | None] = field(default_factory=dict)
     summary: str = ""
     bundle: str | None = None
 
 
 @dataclass
 class Verdicts:
-    """How a similarity is judged: against the index's calibrated copy threshold, when it has one."""
+    """How a model's runs are judged: the guide's λ (the threshold its σ_t signal is compared with, for the plot) and
+    the Judge that gives every image its verdict (None: no copy detector for this model)."""
 
-    threshold: float | None
+    guide_threshold: float | None
     feature: str
-    references: np.ndarray | None = None
-    scorer: CopydetScorer | None = None
+    judge: Judge | None = None
 
-    def nearest_image(self, nearest_id: int | None) -> np.ndarray | None:
-        if self.references is None or nearest_id is None:
-            return None
-        return upscale(self.references[nearest_id])
+    def judgements(self, images: dict[str, np.ndarray], prompt: str) -> dict[str, Judgement | None]:
+        if self.judge is None:
+            return dict.fromkeys(images)
+        return {name: self.judge.judge(image, prompt) for name, image in images.items()}
 
-    def describe(self, record: Final | Step, prompt: str, done: bool) -> str:
-        """E.g. 'final image: **COPY** — σ = 0.82 > λ = 0.45; nearest #12 “warning” — the prompt's own training
-        image'."""
-        if record.similarity is None:
-            return "No reference index for this model: similarity is not measured."
-        when = "final image" if done else "current x̂0"
-        nearest = f"#{record.nearest_id} “{record.nearest_caption}”"
-        own = " — the prompt's own training image" if record.nearest_caption == prompt and prompt else ""
-        if self.threshold is None:
-            return f"{when}: nearest {nearest}{own}, σ = {record.similarity:.2f} ({self.feature})"
-        copy = record.similarity > self.threshold
-        sign, word = (">", "COPY") if copy else ("≤", "not a copy")
-        sigma = f"σ = {record.similarity:.2f} {sign} λ = {self.threshold:.2f}"
-        return f"{when}: **{word}** — {sigma}; nearest {nearest}{own}"
+    def nearest_images(self, judgements: dict[str, Judgement | None]) -> dict[str, np.ndarray | None]:
+        return {
+            name: None if j is None or self.judge is None else upscale(self.judge.nearest_image(j))
+            for name, j in judgements.items()
+        }
 
-    def independent_check(self, image: np.ndarray, prompt: str) -> str:
-        """The final image judged by the scoring descriptor, which guidance never follows (docs/decisions.md §9):
-        pushing σ of the guide below λ could fool the guide without removing the copy."""
-        if self.scorer is None:
-            return ""
-        similarity, caption = self.scorer.judge(image)
-        own = " (the prompt's own)" if caption == prompt and prompt else ""
-        tau = self.scorer.threshold
-        word, sign = ("a copy", ">") if similarity > tau else ("not a copy", "≤")
-        return f"Independent check (copydet): {word}, {similarity:.2f} {sign} τ = {tau:.2f}, nearest “{caption}”{own}."
+    def own_image(self, prompt: str) -> np.ndarray | None:
+        own = None if self.judge is None else self.judge.own_image(prompt)
+        return None if own is None else upscale(own)
 
 
 def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
@@ -89,54 +80,81 @@ def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.NEAREST))
 
 
-def preview(backend, x0: torch.Tensor) -> np.ndarray:
-    """x̂0 decoded to a displayable image (no clipping in the sampler; the display clamps)."""
+def decoded(backend, x0: torch.Tensor) -> np.ndarray:
+    """x̂0 decoded to a uint8 image at the model's size (no clipping in the sampler; the display clamps)."""
     with torch.no_grad():
-        return upscale(to_uint8(backend.decode(x0).float())[0])
+        return to_uint8(backend.decode(x0).float())[0]
 
 
 def strip_image(columns: list[tuple[np.ndarray, np.ndarray]], size: int = 64) -> np.ndarray:
     """Two rows (baseline over mitigated) of x̂0 previews, left = early steps."""
     if not columns:
         return np.full((2 * size, size, 3), 255, dtype=np.uint8)
-    cells = [[np.asarray(Image.fromarray(c[row]).resize((size, size))) for c in columns] for row in (0, 1)]
+    cells = [
+        [np.asarray(Image.fromarray(c[row]).resize((size, size), Image.NEAREST)) for c in columns] for row in (0, 1)
+    ]
     return np.concatenate([np.concatenate(row, 1) for row in cells], 0)
 
 
-def summarize(trace: Trace, threshold: float | None) -> str:
-    """One paragraph: when a copy was detected, what fired how often, how σ moved, where the transition was."""
+def summarize(trace: Trace, judgements: dict[str, Judgement | None], guide_threshold: float | None) -> str:
+    """One paragraph, from the same Judgements as the verdict lines (so it cannot contradict them): both verdicts,
+    what the method did, where a transition happened, how long it took."""
     base, mit, method = trace.baseline, trace.mitigated, trace.run.method
     total = len(mit.steps)
-    parts = []
-    if threshold is not None and base.steps and base.steps[0].similarity is not None:
-        first = next((s.index for s in base.steps if s.similarity > threshold), None)
-        detected = f"copy detected at step {first} of {total}" if first is not None else "no copy detected"
-        parts.append(f"Baseline: {detected} (σ_t > λ = {threshold:.2f}).")
+    label = "Mitigated" if method != "baseline" else "Mitigated (no mitigation: the same image)"
+    parts = [verdict_sentence("Baseline", judgements["baseline"]), verdict_sentence(label, judgements["mitigated"])]
     fired = [s for s in mit.steps if s.active]
-    if method == "amg":
+    if any(s.threshold is not None for s in mit.steps) and guide_threshold is not None:
         counts = {name: sum(term in s.terms for s in fired) for term, name in TERM_NAMES.items()}
         terms = ", ".join(f"{name} on {n}" for name, n in counts.items() if n) or "no term"
-        parts.append(f"AMG fired on {len(fired)} of {total} steps ({terms}).")
+        parts.append(f"The guide's σ_t exceeded λ_t on {len(fired)} of {total} steps; AMG acted there ({terms}).")
     transition = trace.run.transition
     if transition:
-        how = "fell back to the static switch" if transition.fallback else "switched to CFG"
+        how = "found no minimum of d_t and switched at the static t" if transition.fallback else "switched to CFG"
         parts.append(f"{method.upper()} {how} at step {transition.step} (t = {transition.t}).")
-    if base.final.similarity is not None and method != "baseline":
-        parts.append(f"Final similarity {base.final.similarity:.2f} → {mit.final.similarity:.2f}.")
+    elif base.steps and method != "baseline" and not fired:
+        parts.append("The mitigation did not act on this run.")
     parts.append(f"{total} steps in {trace.run.seconds or 0:.1f} s.")
     return " ".join(parts)
 
 
-def write_bundle(trace: Trace, images: dict[str, np.ndarray]) -> str:
-    """A zip with trace.json and both PNGs in a fresh folder (no shared path between requests)."""
-    folder = Path(tempfile.mkdtemp(prefix="memdemo-run-"))
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def reproduce_command(trace: Trace) -> str:
+    """The `python -m memdemo generate` command that reruns this run."""
+    request = trace.run.params
+    parts = ["python -m memdemo generate", f"--model {trace.run.model}", f"--prompt {shlex.quote(trace.run.prompt)}"]
+    parts += [f"--seed {trace.run.seed}", f"--steps {request['steps']}", f"--cfg {request['cfg']:g}"]
+    parts += [f"--scheduler {request['scheduler']}", f"--method {trace.run.method}"]
+    spec = METHODS.get(trace.run.method)
+    for param in spec.params if spec else ():
+        value = request.get(param.name)
+        if value is None or value is False or value == param.default or list_of(value) == list_of(param.default):
+            continue
+        parts.append(param.flag if value is True else f"{param.flag} {','.join(list_of(value))}")
+    return " ".join(parts) + " --out run"
+
+
+def list_of(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def write_bundle(trace: Trace, images: dict[str, np.ndarray], extras: dict[str, bytes], folder: Path) -> str:
+    """A zip that reproduces and explains the run: trace.json, both images at full and display size, `extras`
+    (plot, training images, verdicts), and the command that reruns it."""
     path = folder / f"memdemo-{trace.run.method}-seed{trace.run.seed}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("trace.json", trace.to_json() + "\n")
         for name, image in images.items():
-            buffer = io.BytesIO()
-            Image.fromarray(image).save(buffer, format="PNG")
-            bundle.writestr(f"{name}.png", buffer.getvalue())
+            bundle.writestr(f"{name}.png", _png(image))
+            bundle.writestr(f"{name}-{DISPLAY_SIZE}px.png", _png(upscale(image)))
+        for name, payload in extras.items():
+            bundle.writestr(name, payload)
+        bundle.writestr("command.txt", reproduce_command(trace) + "\n")
     return str(path)
 
 
@@ -147,6 +165,7 @@ class LiveRun:
     generation: Generation
     verdicts: Verdicts
     interval: float = 0.5
+    bundle_folder: Path | None = None
     strip: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def frames(self) -> Iterator[Frame]:
@@ -168,7 +187,7 @@ class LiveRun:
 
     def _previews(self, update: StepUpdate) -> tuple[np.ndarray, np.ndarray]:
         backend = self.generation.backend
-        return preview(backend, update.x0_baseline), preview(backend, update.x0_mitigated)
+        return decoded(backend, update.x0_baseline), decoded(backend, update.x0_mitigated)
 
     def _plots(self) -> tuple[Figure, Figure]:
         trace, steps = self.generation.trace, self.generation.request.steps
@@ -176,36 +195,71 @@ class LiveRun:
 
     def _frame(self, update: StepUpdate) -> Frame:
         prompt = self.generation.request.prompt
-        latest = self.strip[-1]
-        steps = {"baseline": update.baseline, "mitigated": update.mitigated}
+        latest = dict(zip(("baseline", "mitigated"), self.strip[-1], strict=True))
+        judgements = self.verdicts.judgements(latest, prompt)
         norm_plot, similarity_plot = self._plots()
         return Frame(
-            images={"baseline": latest[0], "mitigated": latest[1]},
-            nearest={name: self.verdicts.nearest_image(step.nearest_id) for name, step in steps.items()},
-            verdicts={name: self.verdicts.describe(step, prompt, done=False) for name, step in steps.items()},
+            images={name: upscale(image) for name, image in latest.items()},
+            nearest=self.verdicts.nearest_images(judgements),
+            verdicts={name: describe(j, "live") for name, j in judgements.items()},
+            own_image=self.verdicts.own_image(prompt),
+            own_text=own_line(judgements["baseline"], judgements["mitigated"]),
             norm_plot=norm_plot,
             similarity_plot=similarity_plot,
             strip=strip_image(self.strip),
+            step=update.baseline.index + 1,
+            total=self.generation.request.steps,
+            judgements=judgements,
         )
-
-    def _final_verdict(self, final: Final, image: np.ndarray) -> str:
-        """The guide's verdict and, on its own Markdown line, the independent copydet check when there is one."""
-        prompt = self.generation.request.prompt
-        lines = [self.verdicts.describe(final, prompt, done=True), self.verdicts.independent_check(image, prompt)]
-        return "  \n".join(line for line in lines if line)
 
     def _final(self) -> Frame:
         generation = self.generation
-        trace = generation.trace
-        finals: dict[str, Trajectory] = {"baseline": trace.baseline, "mitigated": trace.mitigated}
+        trace, prompt = generation.trace, generation.request.prompt
+        judgements = self.verdicts.judgements(generation.images, prompt)
+        verdicts = {name: describe(j, "final") for name, j in judgements.items()}
+        own_text = own_line(judgements["baseline"], judgements["mitigated"])
+        summary = summarize(trace, judgements, self.verdicts.guide_threshold)
         norm_plot, similarity_plot = self._plots()
+        extras = {
+            "plot.png": _figure_png(trace_figure(trace)),
+            "verdicts.md": _verdicts_md(verdicts, own_text, summary),
+        }
+        nearest = {name: self.verdicts.judge.nearest_image(j) for name, j in judgements.items() if j is not None}
+        extras |= {f"{name}-nearest-training-image.png": _png(image) for name, image in nearest.items()}
+        own = None if self.verdicts.judge is None else self.verdicts.judge.own_image(prompt)
+        if own is not None:
+            extras["own-training-image.png"] = _png(own)
+        folder = self.bundle_folder or Path(tempfile.mkdtemp(prefix="memdemo-run-"))
         return Frame(
             images={name: upscale(image) for name, image in generation.images.items()},
-            nearest={name: self.verdicts.nearest_image(t.final.nearest_id) for name, t in finals.items()},
-            verdicts={name: self._final_verdict(t.final, generation.images[name]) for name, t in finals.items()},
+            nearest=self.verdicts.nearest_images(judgements),
+            verdicts=verdicts,
+            own_image=None if own is None else upscale(own),
+            own_text=own_text,
             norm_plot=norm_plot,
             similarity_plot=similarity_plot,
             strip=strip_image(self.strip),
-            summary=summarize(trace, self.verdicts.threshold),
-            bundle=write_bundle(trace, generation.images),
+            step=generation.request.steps,
+            total=generation.request.steps,
+            judgements=judgements,
+            summary=summary,
+            bundle=write_bundle(trace, generation.images, extras, folder),
         )
+
+
+def _figure_png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _verdicts_md(verdicts: dict[str, str], own_text: str, summary: str) -> bytes:
+    lines = ["# Verdicts (scoring descriptor)", "", f"- baseline: {verdicts['baseline']}"]
+    lines += [f"- mitigated: {verdicts['mitigated']}", "", own_text, "", summary, ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def stopped_text(step: int, total: int, judgements: dict[str, Judgement | None]) -> tuple[str, dict[str, str]]:
+    """What the page says after Stop: where the run was, and the last x̂0's verdicts, greyed as not final."""
+    summary = f"Stopped at step {step} of {total}: no final images, verdicts or download."
+    return summary, {name: describe(j, "stopped") for name, j in judgements.items()}

@@ -6,7 +6,6 @@ import os
 import threading
 from dataclasses import dataclass
 
-import numpy as np
 from huggingface_hub import try_to_load_from_cache
 
 from memdemo.backends import Backend, load_backend
@@ -18,6 +17,7 @@ from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
 from memdemo.reference.index import ReferenceIndex
+from memdemo.ui.judge import Judge
 from memdemo.ui.live import Verdicts
 
 LABELS = {
@@ -59,30 +59,39 @@ class LoadedModel:
 
 
 class ModelRegistry:
-    """Loads each model on first use; later requests share it (weights are never mutated by a run)."""
+    """Loads each model on first use; later requests share it (weights are never mutated by a run). Each model has
+    its own loading lock, so a slow first load of one model never holds up requests for another."""
 
     def __init__(self, device: str | None = None, concurrency: int | None = None) -> None:
         self.device = device
         self.concurrency = concurrency or int(os.environ.get("MEMDEMO_CONCURRENCY", "1"))
         self._loaded: dict[str, LoadedModel] = {}
-        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}  # one lock per model name, held while that model loads
+        self._lock = threading.Lock()  # guards the two dictionaries only, never held during a load
 
     def get(self, name: str) -> LoadedModel:
         with self._lock:
-            if name not in self._loaded:
-                self._loaded[name] = self._load(name)
-            return self._loaded[name]
+            if name in self._loaded:
+                return self._loaded[name]
+            loading = self._loading.setdefault(name, threading.Lock())
+        with loading:
+            with self._lock:
+                if name in self._loaded:  # another request loaded it while this one waited
+                    return self._loaded[name]
+            model = self._load(name)
+            with self._lock:
+                self._loaded[name] = model
+            return model
 
     def _load(self, name: str) -> LoadedModel:
         backend = load_backend(name, self.device)
         slots = threading.BoundedSemaphore(self.concurrency)
         if not isinstance(backend, EmojiMemBackend):
             return LoadedModel(backend, {}, slots)
-        references = np.asarray(EmojiMem.load(DEFAULT_DIR).images)
-        scorer = CopydetScorer.load()
+        judge = Judge(CopydetScorer.load(), EmojiMem.load(DEFAULT_DIR))
         similarities = {}
         for level, folder in SIMILARITY_INDEXES.items():
             monitor = SimilarityMonitor(backend, ReferenceIndex.load(folder))
             threshold = getattr(monitor.index.feature, "threshold", EMOJIMEM_PIXEL_THRESHOLD)
-            similarities[level] = (monitor, Verdicts(threshold, monitor.index.feature.name, references, scorer))
+            similarities[level] = (monitor, Verdicts(threshold, monitor.index.feature.name, judge))
         return LoadedModel(backend, similarities, slots)
