@@ -1,6 +1,22 @@
 """The "How it works" tab: the equations the engine implements and the papers they come from."""
 
 HOW_IT_WORKS = r"""
+### In plain words
+A diffusion model learns to turn noise into pictures like the ones it was trained on. When one training picture
+appears many times, or its caption is very specific, the model can learn that picture by heart and, given its
+caption, paint it back almost pixel for pixel. That is **memorization**: a privacy and copyright problem when the
+training picture is someone's photo or artwork. The built-in model, EmojiMem, was trained on emoji, and 100 of them
+appear 32 times each: their captions make it copy.
+
+**How to read the Generate screen.** Pick an example under *Memorized*: the left image is what the model paints with
+plain guidance, the right image is the same start with the chosen mitigation. Under each image a copy detector
+(trained to recognise an emoji even recoloured, shifted or blurred, and never used by the mitigations) says
+**COPY** or **not a copy**, with its score against its threshold τ, and shows the training image it is closest to.
+The right-most picture is the prompt's own training image. The plots follow the run step by step: on the left the
+strength of the prompt's pull (‖ε_c − ε_u‖), on the right the signal AMG watches (σ_t) against its threshold λ_t, with
+the steps where the mitigation acted shaded. *Never trained* examples show what the model does with a caption it
+has never seen; *Not an emoji name* shows that it knows only emoji names.
+
 ### Classifier-free guidance and memorization
 Each step the model predicts the noise twice, with the prompt ($\epsilon_c$) and without it ($\epsilon_u$), and samples
 with $\hat\epsilon = \epsilon_u + s_0(\epsilon_c - \epsilon_u)$. A memorized prompt pulls hard towards one training
@@ -41,9 +57,10 @@ The EmojiMem-Ambient twin never saw a clean training image above noise level $t_
 fixed noisy copy $x_{t_n}$ (Alg. 1, Eq. 6), which makes exact copies harder to learn at high noise.
 
 ### Papers
-* Chen, Liu, Xu — *Towards Memorization-Free Diffusion Models* (CVPR 2024): AMG.
-* Jain, Kobayashi, Shibuya, Takida, Memon, Togelius, Mitsufuji — *Classifier-Free Guidance inside the Attraction
-  Basin May Cause Memorization* (CVPR 2025): transition point, opposite guidance.
-* Shah, Kalavasis, Klivans, Daras — *Does Generation Require Memorization? Creative Diffusion Models using Ambient
-  Diffusion* (2025): the Ambient objective.
+* Chen, Liu, Xu — [*Towards Memorization-Free Diffusion Models*](https://arxiv.org/abs/2404.00922) (CVPR 2024): AMG.
+* Jain, Kobayashi, Shibuya, Takida, Memon, Togelius, Mitsufuji — [*Classifier-Free Guidance inside the Attraction
+  Basin May Cause Memorization*](https://arxiv.org/abs/2411.16738) (CVPR 2025): transition point, opposite guidance.
+* Shah, Kalavasis, Klivans, Daras — [*Does Generation Require Memorization? Creative Diffusion Models using Ambient
+  Diffusion*](https://arxiv.org/search/?query=Does+Generation+Require+Memorization+Ambient+Diffusion&searchtype=title)
+  (2025): the Ambient objective.
 """

@@ -3,30 +3,55 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 
 import gradio as gr
 import torch
 
 from memdemo.backends import SCHEDULERS
+from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.errors import MemdemoError
 from memdemo.evaluation.summary import published_results
 from memdemo.guidance import METHODS, VARIANTS, Param, ParameterError, build_policy, method_spec
+from memdemo.paths import assets_dir
 from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
 from memdemo.ui.live import Frame, LiveRun, Verdicts, stopped_text, upscale
 from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
 from memdemo.ui.settings import DEFAULT_METHOD, build_settings, control_keys, param_key, prompt_and_seed
 
-# Duplicated captions the shipped DDPM model copies at these seeds (benchmarks/emojimem-ddpm/samples.jsonl),
-# a holdout caption it never saw, and a paraphrase.
-EXAMPLES = [
-    ["rescue worker's helmet", 1],
-    ["warning", 1],
-    ["peace symbol", 1],
-    ["telephone", 0],
-    ["a yellow smiling face with sunglasses", 0],
-]
+EXAMPLES_FILE = "examples.json"
+
+
+def load_examples() -> dict:
+    """The grouped examples `python -m benchmarks.examples` measured on the shipped model (assets/examples.json)."""
+    path = assets_dir() / EXAMPLES_FILE
+    if not path.is_file():
+        raise MemdemoError(f"{path} is missing; make it with `python -m benchmarks.examples`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def memorized_captions() -> list[str]:
+    """Every caption duplicated in EmojiMem's training set, sorted, for the searchable list."""
+    return sorted(record.caption for record in EmojiMem.load(DEFAULT_DIR).records if record.copies > 1)
+
+
+def first_example(card: dict) -> tuple[str, int]:
+    example = card["examples"][0]
+    return example["prompt"], example["seed"]
+
+
+def unknown_prompt_note(prompt: str, captions: set[str]) -> str | None:
+    """For EmojiMem: a prompt that is no emoji name cannot be a copy of anything, and the person should know why."""
+    if not prompt or prompt in captions:
+        return None
+    return (
+        f"EmojiMem knows only emoji names (such as “warning”), and “{prompt}” is not one: expect some emoji, not a "
+        "copy. Pick a memorized caption to see a copy."
+    )
+
+
 # AMG's ablations shown beside every registered method in the Compare tab.
 COMPARE_EXTRAS = ("amg-strong", "amg-sim", "amg-no-sim")
 CHOICE_LABELS = {"spe": "G_spe (despecify)", "dup": "G_dup (deduplicate)", "sim": "G_sim (dissimilarity)"}
@@ -97,6 +122,10 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
         with user_errors():
             return registry.get(model)
 
+    card, memorized = load_examples(), memorized_captions()
+    captions = set(EmojiMem.load(DEFAULT_DIR).captions)
+    example_prompt, example_seed = first_example(card)
+
     with gr.Blocks(title="memdemo: watch a diffusion model memorize") as demo:
         gr.Markdown(
             "# memdemo — watch a diffusion model memorize, and watch mitigations remove it\n"
@@ -115,6 +144,22 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         randomize = gr.Button("🎲", size="sm", scale=0, min_width=40)
                         steps = gr.Slider(1, 200, value=50, step=1, label="Steps")
                         cfg = gr.Slider(0, 30, value=7.5, step=0.5, label="CFG scale s0")
+                    with gr.Accordion("Examples: click one to run it", open=True):
+                        example_sets = [
+                            gr.Examples(
+                                [[e["prompt"], e["seed"]] for e in rows],
+                                inputs=[prompt, seed],
+                                label=title,
+                                example_labels=[f"{e['prompt']} · seed {e['seed']} — {e['expect']}" for e in rows],
+                            )
+                            for group, title in card["groups"].items()
+                            if (rows := [e for e in card["examples"] if e["group"] == group])
+                        ]
+                        with gr.Row():
+                            search = gr.Dropdown(
+                                memorized, value=None, label="All memorized captions (type to search)", scale=3
+                            )
+                            lucky = gr.Button("Random memorized caption", scale=1)
                 with gr.Column(scale=2):
                     method = gr.Radio(
                         [(spec.label, spec.name) for spec in METHODS.values()], value=DEFAULT_METHOD, label="Mitigation"
@@ -163,7 +208,6 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             strip = gr.Image(label="x̂0 previews (top: baseline, bottom: mitigated)", format="png", interactive=False)
             download = gr.File(label="Download the run: trace, images, plot, verdicts, the command that reruns it")
             progress = gr.State({})
-            examples = gr.Examples(EXAMPLES, inputs=[prompt, seed], label="Examples (click to run)")
 
         names = {model: "model", prompt: "prompt", seed: "seed", steps: "steps", cfg: "cfg", scheduler: "scheduler"}
         names |= {method: "method", similarity: "similarity", **options}
@@ -208,6 +252,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 gr.Warning(note)
             chosen = loaded(model_name)
             monitor, verdicts = chosen.judge(settings.similarity)
+            if verdicts.judge is not None and (note := unknown_prompt_note(settings.prompt, captions)):
+                gr.Info(note)
             with chosen.slots, user_errors():
                 generation = Generation(
                     chosen.backend, settings.request(), settings.policy(monitor), monitor, settings.method
@@ -218,10 +264,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                     gr.Warning(warning)
 
         event = generate.click(run, controls, outputs, api_name="generate", show_progress="minimal")
-        example_event = examples.load_input_event.then(run, controls, outputs, show_progress="minimal")
-        stop.click(
-            on_stop, progress, [summary, base_verdict, mit_verdict], cancels=[event, example_event], api_name=False
-        )
+        events = [event]
+        events += [e.load_input_event.then(run, controls, outputs, show_progress="minimal") for e in example_sets]
+        search.input(lambda caption: caption, search, prompt, api_name=False)
+        lucky.click(lambda: memorized[int(torch.randint(len(memorized), ()))], None, prompt, api_name=False)
+        stop.click(on_stop, progress, [summary, base_verdict, mit_verdict], cancels=events, api_name=False)
         randomize.click(lambda: int(torch.randint(0, 2**31 - 1, ()).item()), None, seed, api_name=False)
 
         with gr.Tab("Compare methods"):
@@ -231,8 +278,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 "many steps the method acted on. The first image is the prompt's own training image, when it has one."
             )
             with gr.Row():
-                compare_prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt")
-                compare_seed = gr.Number(EXAMPLES[0][1], label="Seed", precision=0, minimum=0)
+                compare_prompt = gr.Textbox(value=example_prompt, label="Prompt")
+                compare_seed = gr.Number(example_seed, label="Seed", precision=0, minimum=0)
                 compare_model = gr.Dropdown(choices, value=default_model, label="Model")
             compare_button = gr.Button("Compare", variant="primary")
             grid = gr.Gallery(label="Baseline and every method", columns=4, object_fit="contain", format="png")
@@ -264,8 +311,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
         with gr.Tab("Models"):
             gr.Markdown(measured_models())
             with gr.Row():
-                models_prompt = gr.Textbox(value=EXAMPLES[0][0], label="Prompt")
-                models_seed = gr.Number(EXAMPLES[0][1], label="Seed", precision=0, minimum=0)
+                models_prompt = gr.Textbox(value=example_prompt, label="Prompt")
+                models_seed = gr.Number(example_seed, label="Seed", precision=0, minimum=0)
             models_button = gr.Button("Sample both models", variant="primary")
             twins = gr.Gallery(label="EmojiMem-DDPM vs EmojiMem-Ambient (CFG 7.5, 50 DDIM steps)", columns=2)
 
