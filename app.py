@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from memdemo.backends import MODELS
+from memdemo.errors import MemdemoError
 from memdemo.ui.layout import build_demo
 from memdemo.ui.models import ModelRegistry
 
@@ -24,15 +26,24 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
+QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
+
+
+def main() -> int:
     args = parse_args()
     registry = ModelRegistry(args.device)
-    print(f"loading {args.model} ...", flush=True)
-    registry.get(args.model)
-    demo = build_demo(registry, args.model)
-    demo.queue(default_concurrency_limit=registry.concurrency * 2)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
+    try:
+        print(f"loading {args.model} ...", flush=True)
+        registry.get(args.model)
+        demo = build_demo(registry, args.model)
+    except MemdemoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # A full queue answers "busy, try again" instead of growing; only gr.Error messages (ours) reach a client.
+    demo.queue(default_concurrency_limit=registry.concurrency * 2, max_size=QUEUE_SIZE)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

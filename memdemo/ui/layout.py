@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
 from memdemo.ui.live import Frame, LiveRun, Verdicts, stopped_text, upscale
 from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
+from memdemo.ui.run_folders import RunFolders
 from memdemo.ui.settings import DEFAULT_METHOD, build_settings, control_keys, param_key, prompt_and_seed
 
 EXAMPLES_FILE = "examples.json"
@@ -123,10 +125,13 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             return registry.get(model)
 
     card, memorized = load_examples(), memorized_captions()
+    run_folders = RunFolders()
+    atexit.register(run_folders.cleanup)
     captions = set(EmojiMem.load(DEFAULT_DIR).captions)
     example_prompt, example_seed = first_example(card)
 
-    with gr.Blocks(title="memdemo: watch a diffusion model memorize") as demo:
+    # Gradio caches every streamed frame as a file: sweep files older than an hour, every ten minutes.
+    with gr.Blocks(title="memdemo: watch a diffusion model memorize", delete_cache=(600, 3600)) as demo:
         gr.Markdown(
             "# memdemo — watch a diffusion model memorize, and watch mitigations remove it\n"
             "Type a prompt (or click an example), pick a mitigation and press **Generate**. Left: plain "
@@ -258,7 +263,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 generation = Generation(
                     chosen.backend, settings.request(), settings.policy(monitor), monitor, settings.method
                 )
-                for frame in LiveRun(generation, verdicts, interval).frames():
+                for frame in LiveRun(generation, verdicts, interval, run_folders.new()).frames():
                     yield frame_outputs(frame)
                 for warning in generation.trace.run.warnings:
                     gr.Warning(warning)
