@@ -34,7 +34,7 @@ GROUPS = {
     "holdout": "Never trained (holdout emoji)",
     "not-emoji": "Not an emoji name",
 }
-NOT_EMOJI = ("a photo of a cat on a sofa", "grinning face with big eyes", "red apple")
+NOT_EMOJI = ("a photo of a cat on a sofa", "an oil painting of a harbour at sunset", "the quick brown fox")
 PER_GROUP = 3
 
 
@@ -63,6 +63,14 @@ def candidates(group: str, dataset: EmojiMem) -> list[tuple[str, int]]:
     return [(p.text, seed) for p in prompts for seed in range(2 if group == "memorized" else 1)]
 
 
+def check_not_emoji(dataset: EmojiMem) -> None:
+    """The "not an emoji name" prompts must not be captions of any EmojiMem image."""
+    captions = set(dataset.captions)
+    clashes = [prompt for prompt in NOT_EMOJI if prompt in captions]
+    if clashes:
+        raise SystemExit(f"these 'not an emoji' prompts are EmojiMem captions: {', '.join(clashes)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="emojimem-ddpm")
@@ -70,14 +78,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     dataset = EmojiMem.load()
+    check_not_emoji(dataset)
     backend = load_backend(args.model, "cpu")
     defaults = RunSettings()
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_INDEX))
     judge = Judge(CopydetScorer.load(), dataset)
     examples = []
     for group in GROUPS:
-        found = 0
+        found, shown = 0, set()
         for prompt, seed in candidates(group, dataset):
+            if prompt in shown:
+                continue
             settings, _ = build_settings({"prompt": prompt, "seed": seed})
             generation = Generation(backend, settings.request(), settings.policy(monitor), monitor, settings.method)
             generation.run()
@@ -86,6 +97,7 @@ def main() -> None:
                 continue
             line = expectation(group, base, mitigated, "AMG")
             examples.append({"group": group, "prompt": prompt, "seed": seed, "expect": line})
+            shown.add(prompt)
             print(json.dumps(examples[-1], ensure_ascii=False), flush=True)
             found += 1
             if found == PER_GROUP:

@@ -21,34 +21,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.data.emojimem import EmojiMem
-from memdemo.evaluation.batch_sampling import sample_cfg
 from memdemo.evaluation.prompts import load_prompts
-from memdemo.evaluation.quality import mean_abs_error, nearest_pixel, speckle
+from memdemo.evaluation.quality import measure_copies
 
 HERE = Path(__file__).resolve().parent
 CFG_SCALES = (2.0, 3.0, 5.0, 7.5)
 HOLDOUT_COUNT = 100
 SHEET_COLUMNS = 16
-
-
-def measure(backend: EmojiMemBackend, dataset: EmojiMem, cfg: float, steps: int) -> tuple[dict, np.ndarray, np.ndarray]:
-    """The study's three numbers for one model at one CFG scale, with the duplicated and holdout samples."""
-    duplicated = load_prompts("duplicated")
-    holdout = load_prompts("holdout", limit=HOLDOUT_COUNT)
-    train_ids = np.array(dataset.ids("train"))
-    copies = sample_cfg(backend, [p.text for p in duplicated], [0] * len(duplicated), cfg, steps)
-    fresh = sample_cfg(backend, [p.text for p in holdout], [0] * len(holdout), cfg, steps)
-    own = np.array([p.own_id for p in duplicated])
-    nearest, _ = nearest_pixel(copies, dataset.images[train_ids])
-    reference_speckle = float(np.median(speckle(dataset.images[train_ids])))
-    row = {
-        "cfg": cfg,
-        "own_nn": float(np.mean(train_ids[nearest] == own)),
-        "mae_own": float(np.median(mean_abs_error(copies, dataset.images[own]))),
-        "speckle_duplicated": float(np.median(speckle(copies))) / reference_speckle,
-        "speckle_holdout": float(np.median(speckle(fresh))) / reference_speckle,
-    }
-    return row, copies, fresh
 
 
 def sheet_rows(name: str, copies: np.ndarray, fresh: np.ndarray, training: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -102,11 +81,11 @@ def main() -> None:
         backend = EmojiMemBackend.load(folder)
         summary = card_summary(Path(folder))
         for cfg in CFG_SCALES:
-            row, copies, fresh = measure(backend, dataset, cfg, args.steps)
-            table.append({"candidate": name, **summary, **row})
+            quality = measure_copies(backend, dataset, cfg, args.steps, [0], HOLDOUT_COUNT)
+            table.append({"candidate": name, **summary, **quality.row()})
             print(json.dumps(table[-1]), flush=True)
             if cfg == args.sheet_cfg:
-                sheet += sheet_rows(f"{name} (CFG {cfg:g})", copies, fresh, dataset.images[own])
+                sheet += sheet_rows(f"{name} (CFG {cfg:g})", quality.copies, quality.fresh, dataset.images[own])
     lines = [
         "# EmojiMem v2 recipe study",
         "",
