@@ -1,13 +1,35 @@
-"""Shared fixtures: the shipped EmojiMem assets and whether the emoji font is installed."""
+"""Shared fixtures: the shipped EmojiMem assets and whether the emoji font is installed.
+
+The Hugging Face environment is set first, before anything imports huggingface_hub (it reads these at import): every
+test, and every subprocess a test starts, runs offline against an empty cache in a temporary folder."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import shutil
+import sys
+import tempfile
 
-import pytest
+if "huggingface_hub" in sys.modules:  # its constants would keep the real cache and online mode
+    raise RuntimeError("huggingface_hub was imported before tests/conftest.py could make the tests offline")
+HF_TEST_HOME = tempfile.mkdtemp(prefix="memdemo-hf-home-")
+os.environ.update(
+    {
+        "HF_HOME": HF_TEST_HOME,
+        "HF_HUB_CACHE": os.path.join(HF_TEST_HOME, "hub"),
+        "HUGGINGFACE_HUB_CACHE": os.path.join(HF_TEST_HOME, "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+)
 
-from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
-from memdemo.data.render import FontNotFoundError, find_noto_font
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem  # noqa: E402
+from memdemo.data.render import FontNotFoundError, find_noto_font  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_PIXEL_INDEX = REPO / "indexes" / "emojimem-pixel"
@@ -29,3 +51,8 @@ needs_font = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def emojimem() -> EmojiMem:
     return EmojiMem.load(DEFAULT_DIR)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the temporary Hugging Face home at the end of the session."""
+    shutil.rmtree(HF_TEST_HOME, ignore_errors=True)

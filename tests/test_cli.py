@@ -8,6 +8,7 @@ from conftest import REPO, SHIPPED_PIXEL_INDEX
 from memdemo.cli import main
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands():
     result = subprocess.run([sys.executable, "-m", "memdemo", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0
@@ -52,6 +53,7 @@ def test_unknown_feature_is_rejected_with_the_choices(capsys):
     assert "choose from 'copydet', 'copydet-guide', 'pixel'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_generate_writes_images_trace_and_plot(tmp_path, capsys):
     argv = ["generate", "--model", "emojimem-random", "--prompt", "red apple", "--steps", "4", "--method", "og-dtp"]
     assert main([*argv, "--out", str(tmp_path)]) == 0

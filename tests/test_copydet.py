@@ -102,6 +102,7 @@ def test_resumed_copydet_training_equals_uninterrupted(tmp_path, emojimem):
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_calibration_is_reproduced(name, emojimem):
     shipped = json.loads((SHIPPED[name] / "calibration.json").read_text(encoding="utf-8"))

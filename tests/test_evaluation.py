@@ -74,6 +74,7 @@ def test_detection_table_by_hand(tmp_path):
     assert "copydet_similarity" not in table  # no copydet scores in these rows
 
 
+@pytest.mark.slow
 def test_run_records_baseline_once_and_resumes(tmp_path):
     backend = load_backend("emojimem-random", "cpu")
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(SHIPPED_PIXEL_INDEX))
@@ -120,6 +121,7 @@ def _evaluate_args(out, *extra):
             *extra]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_accelerate_launch_shards_prompts_and_merges(tmp_path):
     """Two CPU processes under `accelerate launch` split the prompts and rank 0 merges: same rows as one process."""
     assert main(_evaluate_args(tmp_path / "single")) == 0
@@ -141,6 +143,7 @@ def test_accelerate_launch_shards_prompts_and_merges(tmp_path):
     assert (tmp_path / "sharded" / "results.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_second_shard_layout_resumes_from_merged_and_unmerged_rows(tmp_path):
     """Rows in samples.jsonl and in a shard file left by an interrupted run are not sampled again."""
     assert main(_evaluate_args(tmp_path)) == 0
@@ -158,6 +161,7 @@ def _run_args(out):
     return backend, monitor, prompts, "duplicated", range(1), ["dtp"], out, Settings(steps=2), False
 
 
+@pytest.mark.slow
 def test_bench_reports_every_method_with_a_ratio_to_cfg(tmp_path, capsys):
     out = tmp_path / "speed.md"
     argv = ["bench", "--model", "emojimem-random", "--methods", "amg-main,dtp", "--steps", "2", "--rounds", "1"]

@@ -7,7 +7,7 @@ import torch
 from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.evaluation.batch_sampling import sample_cfg
 from memdemo.evaluation.quality import mean_abs_error, median3x3, nearest_pixel, speckle
-from memdemo.guidance import make_policy
+from memdemo.guidance import build_policy
 from memdemo.sampling import Generation, Request
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -43,7 +43,7 @@ def test_batched_sampling_equals_the_generation_baseline():
     batched = sample_cfg(backend, prompts, seeds, cfg=5.0, steps=4, batch_size=1)
     together = sample_cfg(backend, prompts, seeds, cfg=5.0, steps=4, batch_size=2)
     for row, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
-        generation = Generation(backend, Request(prompt, seed, steps=4, cfg=5.0), make_policy("baseline", 5.0))
+        generation = Generation(backend, Request(prompt, seed, steps=4, cfg=5.0), build_policy("baseline", {}, 5.0, None))
         generation.run()
         assert np.abs(generation.images["baseline"].astype(int) - batched[row].astype(int)).max() <= 1
     assert np.abs(batched.astype(int) - together.astype(int)).max() <= 1

@@ -46,6 +46,7 @@ def test_ema_warm_up_and_learning_rate_schedule():
     assert abs(learning_rate(config, 110) - 0.1) < 1e-12
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted_training(tmp_path, emojimem):
     small = _small(emojimem)
     config = TrainConfig(objective="ambient", t_nature=200, steps=4, batch_size=4, checkpoint_every=2, log_every=1)
@@ -75,6 +76,7 @@ def test_settings_that_cannot_train_are_refused(tmp_path, emojimem, field, value
         train(replace(TrainConfig(), **{field: value}), _small(emojimem), tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_resuming_with_another_recipe_names_the_difference(tmp_path, emojimem):
     small = _small(emojimem)
     config = TrainConfig(steps=2, batch_size=2, checkpoint_every=1, log_every=1)
@@ -83,6 +85,7 @@ def test_resuming_with_another_recipe_names_the_difference(tmp_path, emojimem):
         train(replace(config, steps=3, prediction="v_prediction"), small, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_stops_with_a_clear_error(tmp_path, emojimem):
     small = _small(emojimem)
     config = TrainConfig(steps=1, batch_size=2, log_every=1)
@@ -93,6 +96,7 @@ def test_a_truncated_checkpoint_stops_with_a_clear_error(tmp_path, emojimem):
         train(replace(config, steps=2), small, tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_cpu_budget_stops_early_and_records_cpu_time_and_resumes(tmp_path, emojimem):
     small = _small(emojimem)
     config = TrainConfig(steps=50, batch_size=2, log_every=1, checkpoint_every=100, max_cpu_minutes=1e-6)
@@ -102,6 +106,7 @@ def test_cpu_budget_stops_early_and_records_cpu_time_and_resumes(tmp_path, emoji
     assert card["steps_done"] == 2 and [r["step"] for r in card["resumes"]] == [1]
 
 
+@pytest.mark.slow
 def test_latent_model_trains_on_autoencoder_latents_and_loads_as_a_backend(tmp_path, emojimem):
     small = _small(emojimem)
     vae = tmp_path / "vae"
@@ -121,6 +126,7 @@ def test_latent_model_trains_on_autoencoder_latents_and_loads_as_a_backend(tmp_p
     assert pixels.shape == (2, 3, 32, 32) and pixels.min() >= 0 and pixels.max() <= 1
 
 
+@pytest.mark.slow
 def test_a_latent_run_resumes_from_a_moved_autoencoder_but_not_from_another(tmp_path, emojimem):
     small = _small(emojimem)
     config = AutoencoderTrainConfig(steps=1, batch_size=2, log_every=1)
