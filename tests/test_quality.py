@@ -43,7 +43,8 @@ def test_batched_sampling_equals_the_generation_baseline():
     batched = sample_cfg(backend, prompts, seeds, cfg=5.0, steps=4, batch_size=1)
     together = sample_cfg(backend, prompts, seeds, cfg=5.0, steps=4, batch_size=2)
     for row, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
-        generation = Generation(backend, Request(prompt, seed, steps=4, cfg=5.0), build_policy("baseline", {}, 5.0, None))
+        policy = build_policy("baseline", {}, 5.0, None)
+        generation = Generation(backend, Request(prompt, seed, steps=4, cfg=5.0), policy)
         generation.run()
         assert np.abs(generation.images["baseline"].astype(int) - batched[row].astype(int)).max() <= 1
     assert np.abs(batched.astype(int) - together.astype(int)).max() <= 1
