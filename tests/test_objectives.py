@@ -2,7 +2,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from memdemo.backends.emojimem import SCHEDULE_CONFIG, v_to_epsilon
+from memdemo.backends.base import v_to_epsilon
+from memdemo.backends.emojimem import SCHEDULE_CONFIG
 from memdemo.training.objectives import (
     ambient_coefficients,
     clean_space_weight,

@@ -1,10 +1,15 @@
-"""Tiny random Stable Diffusion components built offline, as diffusers' own tests build them."""
+"""Tiny random Stable Diffusion components built offline, as diffusers' own tests build them, and a tiny random
+DINOv2 image feature."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, Dinov2Config, Dinov2Model
+
+from memdemo.reference.features import HUB_ENCODERS, ImageEncoderFeature
 
 
 def _byte_vocab() -> list[str]:
@@ -31,7 +36,7 @@ def tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
 
-def tiny_components() -> dict:
+def tiny_components(prediction_type: str = "epsilon") -> dict:
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
     text_encoder = CLIPTextModel(
@@ -73,5 +78,24 @@ def tiny_components() -> dict:
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
+        prediction_type=prediction_type,
     )
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": scheduler}
+
+
+def save_tiny_pipeline(folder: Path, prediction_type: str = "epsilon") -> Path:
+    """The tiny components as a diffusers pipeline folder (safetensors), as `save_pretrained` writes it."""
+    pipe = StableDiffusionPipeline(
+        **tiny_components(prediction_type), safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_dinov2_feature(seed: int = 0) -> ImageEncoderFeature:
+    """The `dinov2` feature on a random 2-layer DINOv2 with 28-px input (2 × 2 patches), built offline."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37}
+        model = Dinov2Model(Dinov2Config(**sizes, image_size=28, patch_size=14))
+    return ImageEncoderFeature("dinov2", HUB_ENCODERS["dinov2"], model=model)

@@ -8,14 +8,18 @@ import torch
 
 from memdemo.backends.base import SCHEDULERS, Backend, ModelError, TextEncoding
 from memdemo.backends.emojimem import WEIGHTS_FILE, EmojiMemBackend
-from memdemo.backends.stable_diffusion import DEFAULT_REPO, StableDiffusionBackend
+from memdemo.backends.stable_diffusion import ALIASES, DEFAULT_REPO, Availability, StableDiffusionBackend, download_size
+from memdemo.backends.stable_diffusion import availability as sd_availability
 from memdemo.paths import assets_dir
 
 MODELS = {
     "emojimem-ddpm": "EmojiMem trained with the plain DDPM loss (memorizes on purpose)",
     "emojimem-ambient": "EmojiMem trained with the Ambient loss (noisy data above t_n)",
     "emojimem-random": "the EmojiMem architecture with random weights (for tests)",
-    "sd-v1-4": f"Stable Diffusion v1.4 ({DEFAULT_REPO}); or pass any diffusers SD repo id or folder",
+    "sd-v1-4": (
+        f"Stable Diffusion v1.4 ({DEFAULT_REPO}, {download_size(DEFAULT_REPO)} on first use); "
+        "or pass any diffusers SD repo id or folder"
+    ),
 }
 MODEL_HELP = f"{', '.join(MODELS)}; or a folder written by `memdemo train`; or an SD repo id / folder"
 
@@ -27,8 +31,8 @@ def load_backend(model: str, device: str | None = None) -> Backend:
         return EmojiMemBackend.load(assets_dir() / model, device)
     if model == "emojimem-random":
         return EmojiMemBackend.random(device=device)
-    if model == "sd-v1-4":
-        return StableDiffusionBackend.from_pretrained(DEFAULT_REPO, device)
+    if model in ALIASES:
+        return StableDiffusionBackend.from_pretrained(model, device)
     if (Path(model) / WEIGHTS_FILE).is_file():
         return EmojiMemBackend.load(model, device)
     if Path(model).is_dir() or model.count("/") == 1:
@@ -37,4 +41,14 @@ def load_backend(model: str, device: str | None = None) -> Backend:
     raise ModelError(f"unknown model {model!r}; choose one of {choices}")
 
 
-__all__ = ["MODELS", "MODEL_HELP", "SCHEDULERS", "Backend", "ModelError", "TextEncoding", "load_backend"]
+__all__ = [
+    "MODELS",
+    "MODEL_HELP",
+    "SCHEDULERS",
+    "Availability",
+    "Backend",
+    "ModelError",
+    "TextEncoding",
+    "load_backend",
+    "sd_availability",
+]

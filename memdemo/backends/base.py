@@ -12,6 +12,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from memdemo.errors import MemdemoError
 
 SCHEDULERS = ("ddim", "dpm++")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 class ModelError(MemdemoError):
@@ -48,10 +49,22 @@ class Backend(Protocol):
     def make_scheduler(self, name: str) -> SchedulerMixin: ...
 
 
+def v_to_epsilon(v: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """ε = √ᾱ_t·v + √(1 − ᾱ_t)·x_t, from x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε and v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0."""
+    a = alpha_bar.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
+    return a.sqrt() * v + (1 - a).sqrt() * x_t
+
+
 def make_scheduler(name: str, config: dict) -> SchedulerMixin:
-    """A fresh DDIM or DPM-Solver++ scheduler over `config`'s noise schedule, never clipping x̂0 (Decisions §9)."""
+    """A fresh DDIM or DPM-Solver++ scheduler over `config`'s noise schedule, never clipping x̂0 (Decisions §9).
+    Every backend's `predict_noise` returns ε (a v-prediction is converted first), so the scheduler is told to read
+    the model output as ε whatever prediction type the model's own scheduler config names."""
     if name == "ddim":
-        return DDIMScheduler.from_config(config, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+        return DDIMScheduler.from_config(
+            config, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon"
+        )
     if name == "dpm++":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", thresholding=False)
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", thresholding=False, prediction_type="epsilon"
+        )
     raise ModelError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")

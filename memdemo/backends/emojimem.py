@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from memdemo.backends.base import ModelError, TextEncoding, make_scheduler
+from memdemo.backends.base import ModelError, TextEncoding, make_scheduler, v_to_epsilon
 from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, MiniLMTextEncoder
 from memdemo.paths import assets_dir
 from memdemo.training.objectives import PREDICTIONS
@@ -42,12 +42,6 @@ def unet_config(sample_size: int = 32, channels: int = 3) -> dict:
 UNET_CONFIG = unet_config()
 # 1000 training steps so that t = 500 or 650 means what it means in the papers.
 SCHEDULE_CONFIG = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
-
-
-def v_to_epsilon(v: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """ε = √ᾱ_t·v + √(1 − ᾱ_t)·x_t, from x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε and v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0."""
-    a = alpha_bar.reshape(-1, *([1] * (x_t.dim() - 1))).to(x_t.dtype)
-    return a.sqrt() * v + (1 - a).sqrt() * x_t
 
 
 def load_autoencoder(folder: Path) -> AutoencoderKL:
