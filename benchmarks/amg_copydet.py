@@ -17,7 +17,7 @@ from memdemo.backends import load_backend
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.scoring import CopydetScorer
-from memdemo.guidance import SimilarityMonitor, make_policy
+from memdemo.guidance import SimilarityMonitor, build_policy
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation, Request
 
@@ -28,7 +28,7 @@ C3_VALUES = (30.0, 100.0, 300.0, 1000.0)
 
 
 def configurations() -> dict[str, tuple[Path, dict]]:
-    """Row label → (guidance index, make_policy options)."""
+    """Row label → (guidance index, method and its registry parameters)."""
     rows = {"baseline (CFG 7.5)": (GUIDE_INDEX, {"method": "baseline"})}
     for c3 in C3_VALUES:
         rows[f"G_sim only, copydet-guide, c3 = {c3:g}"] = (GUIDE_INDEX, {"method": "amg", "terms": ("sim",), "c3": c3})
@@ -65,7 +65,7 @@ def main() -> None:
         method = options.pop("method")
         images, fired = [], []
         for prompt in prompts:
-            policy = make_policy(method, 7.5, monitor, **options)
+            policy = build_policy(method, options, 7.5, monitor)
             generation = Generation(backend, Request(prompt.text, args.seed), policy, monitor, method)
             trace = generation.run()
             images.append(generation.images["mitigated"])

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from memdemo.backends import load_backend
 from memdemo.evaluation.prompts import load_prompts
-from memdemo.guidance import make_policy
+from memdemo.guidance import build_policy
 from memdemo.guidance.transition import is_transition
 from memdemo.sampling import Generation, Request
 
@@ -27,7 +27,7 @@ def dt_curves(prompts: list[str], seed: int) -> tuple[np.ndarray, list[int | Non
     backend = load_backend("emojimem-ddpm", "cpu")
     curves, minima = [], []
     for prompt in prompts:
-        trace = Generation(backend, Request(prompt, seed), make_policy("baseline", 7.5)).run()
+        trace = Generation(backend, Request(prompt, seed), build_policy("baseline", {}, 7.5, None)).run()
         curve = [step.cond_uncond_norm for step in trace.baseline.steps]
         curves.append(curve)
         minima.append(next((i - 2 for i in range(3, len(curve) + 1) if is_transition(curve[:i])), None))

@@ -23,7 +23,7 @@ from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.scoring import read_images
 from memdemo.evaluation.summary import KEY_COLUMNS, load_samples, read_summary, table_markdown
-from memdemo.guidance import make_policy
+from memdemo.guidance import build_policy
 from memdemo.reference.copydet import DESCRIPTORS
 from memdemo.sampling import Generation, Request
 
@@ -115,7 +115,7 @@ def sample_sheet(dataset: EmojiMem, prompts: list[tuple[str, int]], seed: int, p
         backend = load_backend(name, "cpu")
         images = []
         for caption, _ in prompts:
-            generation = Generation(backend, Request(caption, seed), make_policy("baseline", 7.5))
+            generation = Generation(backend, Request(caption, seed), build_policy("baseline", {}, 7.5, None))
             generation.run()
             images.append(generation.images["baseline"])
         rows.append(np.concatenate(images, 1))

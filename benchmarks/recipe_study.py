@@ -61,7 +61,9 @@ def card_summary(folder: Path) -> dict:
     if hyper.get("min_snr_gamma"):
         recipe += f", min-SNR-{hyper['min_snr_gamma']:g}"
     samples = card["steps_done"] * hyper["batch_size"]
-    return {"recipe": recipe, "cpu_minutes": card.get("cpu_seconds", card["train_seconds"]) / 60, "samples": samples}
+    cpu = card.get("cpu_seconds")
+    cpu_text = f"{cpu / 60:.1f}" if cpu is not None else f"not recorded ({card['train_seconds'] / 60:.0f} min wall)"
+    return {"recipe": recipe, "cpu_minutes": cpu_text, "samples": samples}
 
 
 def main() -> None:
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "recipe_study")
     parser.add_argument("--sheet-cfg", type=float, default=5.0, help="the CFG scale the sample sheet shows")
     parser.add_argument("--note", action="append", default=[], help="a line to print under the table")
+    parser.add_argument("--cache", type=Path, help="reuse (and keep) each candidate's measurements in this folder")
     args = parser.parse_args()
     torch.manual_seed(0)
     dataset = EmojiMem.load()
@@ -78,14 +81,25 @@ def main() -> None:
     table, sheet = [], []
     for spec in args.candidates:
         name, folder = spec.split("=", 1)
-        backend = EmojiMemBackend.load(folder)
         summary = card_summary(Path(folder))
-        for cfg in CFG_SCALES:
-            quality = measure_copies(backend, dataset, cfg, args.steps, [0], HOLDOUT_COUNT)
-            table.append({"candidate": name, **summary, **quality.row()})
-            print(json.dumps(table[-1]), flush=True)
-            if cfg == args.sheet_cfg:
-                sheet += sheet_rows(f"{name} (CFG {cfg:g})", quality.copies, quality.fresh, dataset.images[own])
+        cached = args.cache / f"{name}-{summary['samples']}.npz" if args.cache else None
+        if cached is not None and cached.is_file():
+            with np.load(cached, allow_pickle=False) as saved:
+                rows, copies, fresh = json.loads(str(saved["rows"])), saved["copies"], saved["fresh"]
+        else:
+            backend = EmojiMemBackend.load(folder)
+            rows = []
+            for cfg in CFG_SCALES:
+                quality = measure_copies(backend, dataset, cfg, args.steps, [0], HOLDOUT_COUNT)
+                rows.append(quality.row())
+                print(json.dumps(rows[-1]), flush=True)
+                if cfg == args.sheet_cfg:
+                    copies, fresh = quality.copies, quality.fresh
+            if cached is not None:
+                args.cache.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, rows=np.array(json.dumps(rows)), copies=copies, fresh=fresh)
+        table += [{"candidate": name, **summary, **row} for row in rows]
+        sheet += sheet_rows(f"{name} (CFG {args.sheet_cfg:g})", copies, fresh, dataset.images[own])
     lines = [
         "# EmojiMem v2 recipe study",
         "",
@@ -101,7 +115,7 @@ def main() -> None:
     ]
     for row in table:
         lines.append(
-            f"| {row['candidate']} | {row['recipe']} | {row['cpu_minutes']:.1f} | {row['samples']:,} | {row['cfg']:g} "
+            f"| {row['candidate']} | {row['recipe']} | {row['cpu_minutes']} | {row['samples']:,} | {row['cfg']:g} "
             f"| {row['own_nn']:.2f} | {row['mae_own']:.3f} | {row['speckle_duplicated']:.2f}× "
             f"| {row['speckle_holdout']:.2f}× |"
         )
