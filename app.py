@@ -8,7 +8,7 @@ import sys
 
 from memdemo.backends import MODELS
 from memdemo.errors import MemdemoError
-from memdemo.ui.layout import build_demo
+from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
 
 DEFAULT_MODEL = os.environ.get("MEMDEMO_MODEL", "emojimem-ddpm")
@@ -41,7 +41,7 @@ def main() -> int:
         return 2
     # A full queue answers "busy, try again" instead of growing; only gr.Error messages (ours) reach a client.
     demo.queue(default_concurrency_limit=registry.concurrency * 2, max_size=QUEUE_SIZE)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False, css=CSS)
     return 0
 
 

@@ -54,6 +54,11 @@ def unknown_prompt_note(prompt: str, captions: set[str]) -> str | None:
     )
 
 
+# Narrow screens (passed to launch()): tables scroll sideways instead of wrapping a letter a line.
+CSS = """
+.prose table { display: block; overflow-x: auto; white-space: nowrap; }
+@media (max-width: 600px) { .prose { font-size: 0.9em; } }
+"""
 # AMG's ablations shown beside every registered method in the Compare tab.
 COMPARE_EXTRAS = ("amg-strong", "amg-sim", "amg-no-sim")
 CHOICE_LABELS = {"spe": "G_spe (despecify)", "dup": "G_dup (deduplicate)", "sim": "G_sim (dissimilarity)"}
