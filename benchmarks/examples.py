@@ -20,9 +20,8 @@ from memdemo.backends import load_backend
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.scoring import CopydetScorer
-from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
-from memdemo.paths import assets_dir
+from memdemo.paths import DEFAULT_GUIDE_INDEX, assets_dir
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation
 from memdemo.ui.judge import Judge, Judgement
@@ -81,7 +80,7 @@ def main() -> None:
     check_not_emoji(dataset)
     backend = load_backend(args.model, "cpu")
     defaults = RunSettings()
-    monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_INDEX))
+    monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_GUIDE_INDEX))
     judge = Judge(CopydetScorer.load(), dataset)
     examples = []
     for group in GROUPS:

@@ -15,8 +15,8 @@ import torch
 from memdemo.backends import MODEL_HELP, Backend, load_backend
 from memdemo.evaluation.batch_sampling import sample_cfg
 from memdemo.evaluation.methods import EvaluationError, make_method_policy, method_names, parse_methods
-from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import Policy, SimilarityMonitor, build_policy
+from memdemo.paths import DEFAULT_GUIDE_INDEX
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation, Request
 
@@ -99,7 +99,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--steps", type=int, default=50)
     bench.add_argument("--cfg", type=float, default=7.5)
     bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
-    bench.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="reference index AMG and σ_t use")
+    bench.add_argument("--index", type=Path, default=DEFAULT_GUIDE_INDEX, help="reference index AMG and σ_t use")
     bench.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     bench.add_argument("--out", type=Path, help="write the Markdown table here too")
     bench.set_defaults(run=_bench)

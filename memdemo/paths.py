@@ -49,3 +49,7 @@ def indexes_dir(check: bool = True) -> Path:
 def benchmarks_dir() -> Path:
     """benchmarks/ of the repository checkout; only a checkout has it (neither a wheel nor MEMDEMO_HOME needs it)."""
     return CHECKOUT / "benchmarks"
+
+
+# The index EmojiMem's AMG follows by default (object level); every surface takes its default from here.
+DEFAULT_GUIDE_INDEX = indexes_dir(check=False) / "emojimem-copydet-guide"

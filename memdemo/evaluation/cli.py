@@ -17,8 +17,8 @@ from memdemo.evaluation.prompts import PROMPT_SETS, Prompt, load_prompts, prompt
 from memdemo.evaluation.runner import SAMPLES_FILE, Settings, Shard, merge_shards, run_evaluation
 from memdemo.evaluation.scoring import PIXEL_INDEX, SCORE_INDEX, CopydetScorer
 from memdemo.evaluation.summary import table_markdown, write_summary
-from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
+from memdemo.paths import DEFAULT_GUIDE_INDEX
 from memdemo.reference.index import ReferenceIndex
 
 SHARD_WAIT = timedelta(days=2)
@@ -35,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale s0")
     evaluate.add_argument("--steps", type=int, default=50)
     evaluate.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
-    evaluate.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="reference index that guidance uses")
+    evaluate.add_argument("--index", type=Path, default=DEFAULT_GUIDE_INDEX, help="reference index that guidance uses")
     evaluate.add_argument(
         "--score-index",
         default=str(SCORE_INDEX),

@@ -13,9 +13,9 @@ from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.backends.stable_diffusion import DEFAULT_REPO
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.scoring import PIXEL_INDEX, CopydetScorer
-from memdemo.generate import DEFAULT_INDEX
 from memdemo.guidance import SimilarityMonitor
 from memdemo.guidance.thresholds import EMOJIMEM_PIXEL_THRESHOLD
+from memdemo.paths import DEFAULT_GUIDE_INDEX
 from memdemo.reference.index import ReferenceIndex
 from memdemo.ui.judge import Judge
 from memdemo.ui.live import Verdicts
@@ -41,7 +41,7 @@ def offered_models() -> list[str]:
 
 # σ_t at the object level (the copydet-guide descriptor, EmojiMem's default) or at the pixel level (nL2, the contrast
 # that shows why the AMG paper used SSCD on LAION: pixel G_sim recolours a copy).
-SIMILARITY_INDEXES = {"object": DEFAULT_INDEX, "pixel": PIXEL_INDEX}
+SIMILARITY_INDEXES = {"object": DEFAULT_GUIDE_INDEX, "pixel": PIXEL_INDEX}
 NO_INDEX = Verdicts(None, "none")
 
 
