@@ -1,8 +1,11 @@
-"""Headless Chromium clicks the first example and waits for both images, both plots and the run summary; the
-screenshot goes to $MEMDEMO_SCREENSHOT (assets/screenshot.png refreshes the README's picture) or a temporary folder."""
+"""Headless Chromium walks the demo as a new user, at 1400 px and at 420 px: it clicks the first memorized example,
+waits for both images, both plots and the summary, checks that each verdict sits under its own image and names the
+scorer's τ, and switches the method. Screenshots go to $MEMDEMO_SCREENSHOT_DIR (assets/ refreshes the README's
+pictures) or a temporary folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -27,7 +30,6 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--window-size=1400,2200",
 ]
-WIDTH = 1400
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install -r requirements-dev.txt)")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -109,7 +111,8 @@ def block(label: str) -> str:
     )
 
 
-RESULTS = ["Baseline (CFG)", "Mitigated (same seed)", "‖ε_c − ε_u‖ per step", "σ_t per step"]
+RESULTS = ["Baseline (plain CFG)", "Mitigated (same seed)", "d_t = ‖ε_c − ε_u‖ per step", "guide signal σ_t vs λ_t"]
+WIDTHS = {"wide": 1400, "narrow": 420}
 
 
 def run_finished(driver) -> bool:
@@ -119,33 +122,74 @@ def run_finished(driver) -> bool:
             images = driver.find_elements(By.XPATH, block(label) + "//img[@src]")
             if not any(image.get_attribute("src") for image in images):
                 return False
-        summaries = driver.find_elements(By.CSS_SELECTOR, "[data-testid='markdown']")
-        return any("steps in" in summary.text for summary in summaries)
+        return any("steps in" in text for text in markdown_texts(driver))
     except StaleElementReferenceException:  # the page re-renders while frames stream in
         return False
 
 
-def test_clicking_an_example_runs_the_demo_and_shows_images_and_plots(server, browser, tmp_path):
+def markdown_texts(driver) -> list[str]:
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, "[data-testid='markdown']")]
+
+
+def first_memorized_example() -> str:
+    card = json.loads((REPO / "assets" / "examples.json").read_text(encoding="utf-8"))
+    return next(e["prompt"] for e in card["examples"] if e["group"] == "memorized")
+
+
+def save_page(browser, width: int, name: str, tmp_path: Path) -> Path:
+    """Grow the window to the page's height and capture the whole page from the top."""
+    page_height = "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
+    browser.set_window_size(width, max(int(browser.execute_script(page_height)) + 100, 800))
+    browser.execute_script("window.scrollTo(0, 0);")
+    folder = Path(os.environ.get("MEMDEMO_SCREENSHOT_DIR", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    assert browser.save_screenshot(str(path))
+    assert path.stat().st_size > 30_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
+
+
+def verdict_below_its_image(browser, label: str) -> bool:
+    """The verdict text sits under the image it judges: below it, and horizontally inside its column."""
+    image = browser.find_element(By.XPATH, block(label))
+    verdict = image.find_element(By.XPATH, "following::*[@data-testid='markdown'][1]")
+    a, b = image.rect, verdict.rect
+    return b["y"] >= a["y"] + a["height"] - 2 and a["x"] - 2 <= b["x"] <= a["x"] + a["width"]
+
+
+@pytest.mark.parametrize("layout", list(WIDTHS))
+def test_a_memorized_example_shows_the_copy_and_its_verdicts(server, browser, tmp_path, layout):
+    width = WIDTHS[layout]
+    browser.set_window_size(width, 2200)
     browser.get(server)
-    first_example = (By.CSS_SELECTOR, "[data-testid='dataset-cell-0-0']")  # the examples table's row 0, column 0
+    expected = first_memorized_example()  # the first example of the first group, labelled "PROMPT · seed N — …"
+    first_example = (By.XPATH, f"//button[starts-with(normalize-space(.), '{expected} · seed')]")
     first = WebDriverWait(browser, 60).until(expected_conditions.element_to_be_clickable(first_example))
-    assert "rescue worker" in first.text
+    assert "You should see" in first.text
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", first)
     first.click()
-
     WebDriverWait(browser, RUN_TIMEOUT, poll_frequency=0.5).until(
         run_finished, message=f"no images, plots and summary {RUN_TIMEOUT} s after clicking the first example"
     )
     prompt = browser.find_element(By.XPATH, "//textarea[@data-testid='textbox']")
-    assert "rescue worker" in prompt.get_attribute("value")
+    assert expected in prompt.get_attribute("value")
+    texts = markdown_texts(browser)
+    assert sum("copydet" in text and "τ =" in text for text in texts) >= 2, texts
+    assert any("prompt's own training image" in text for text in texts)
+    for label in RESULTS[:2]:
+        assert verdict_below_its_image(browser, label), f"the verdict is not under “{label}” at {width} px"
+    name = "screenshot.png" if layout == "wide" else "screenshot-narrow.png"
+    save_page(browser, width, name, tmp_path)
 
-    # Grow the window to the page's height so the screenshot holds the whole page, then capture it from the top.
-    page_height = "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
-    height = browser.execute_script(page_height)
-    browser.set_window_size(WIDTH, max(int(height) + 100, 800))
-    browser.execute_script("window.scrollTo(0, 0);")
-    screenshot = Path(os.environ.get("MEMDEMO_SCREENSHOT", tmp_path / "screenshot.png"))
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(screenshot))
-    assert screenshot.stat().st_size > 50_000
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+def test_choosing_another_method_shows_only_its_options(server, browser):
+    browser.set_window_size(WIDTHS["wide"], 2200)
+    browser.get(server)
+    preset = (By.XPATH, "//*[normalize-space(text())='AMG preset']")
+    WebDriverWait(browser, 60).until(expected_conditions.visibility_of_element_located(preset))
+    dynamic = browser.find_element(By.XPATH, "//label[normalize-space()='Dynamic transition point']")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", dynamic)
+    dynamic.click()
+    WebDriverWait(browser, 20).until(expected_conditions.invisibility_of_element_located(preset))
+    switch = browser.find_elements(By.XPATH, "//*[normalize-space(text())='switch t']")
+    assert any(element.is_displayed() for element in switch)
