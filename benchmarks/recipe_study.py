@@ -103,8 +103,8 @@ def main() -> None:
     lines = [
         "# EmojiMem v2 recipe study",
         "",
-        "Every candidate trained from scratch on this 2-core CPU for the CPU minutes shown (process CPU time, one "
-        "thread each, two candidates at a time), then sampled with DDIM, "
+        "Every candidate trained from scratch on this 2-core CPU for the CPU minutes shown (process CPU time of a "
+        "one-thread run, so the budget is the same whatever else ran beside it), then sampled with DDIM, "
         f"{args.steps} steps, seed 0: all {len(own)} duplicated captions and the first {HOLDOUT_COUNT} holdout "
         "captions. own-NN: the nearest training image in pixel space is the prompt's own. MAE: median per-pixel "
         "mean |x − own training image| (0–1). Speckle: median mean |x − median3×3(x)| over the training emoji's.",
@@ -119,7 +119,8 @@ def main() -> None:
             f"| {row['own_nn']:.2f} | {row['mae_own']:.3f} | {row['speckle_duplicated']:.2f}× "
             f"| {row['speckle_holdout']:.2f}× |"
         )
-    lines += ["", *args.note, "", f"Sample sheet (CFG {args.sheet_cfg:g}): `{args.out.name}.png`.", ""]
+    lines += [""] + [line for note in args.note for line in (note, "")]
+    lines += [f"Sample sheet (CFG {args.sheet_cfg:g}): `{args.out.name}.png`.", ""]
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
     args.out.with_suffix(".json").write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     draw_sheet(sheet).save(args.out.with_suffix(".png"))
