@@ -19,6 +19,7 @@ import torch
 from memdemo.backends import load_backend
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.prompts import load_prompts
+from memdemo.evaluation.quality import mean_abs_error
 from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.guidance import SimilarityMonitor
 from memdemo.paths import DEFAULT_GUIDE_INDEX, assets_dir
@@ -37,21 +38,23 @@ NOT_EMOJI = ("a photo of a cat on a sofa", "an oil painting of a harbour at suns
 PER_GROUP = 3
 
 
-def expectation(group: str, base: Judgement, mitigated: Judgement, method: str) -> str:
-    """The measured line shown next to an example: both verdicts, with their numbers."""
-    own = "its own training image" if base.nearest_is_own else f"“{base.nearest_caption}”"
-    baseline = f"baseline {'copies ' + own if base.copy else 'is not a copy'} ({base.similarity:.2f})"
-    after = f"{method}: {'still a copy' if mitigated.copy else 'not a copy'} ({mitigated.similarity:.2f})"
+def expectation(group: str, base: Judgement, mitigated: Judgement, method: str, errors: tuple) -> str:
+    """The measured line shown next to an example: the detector's verdicts and, for a training caption, the pixel
+    error to its own training image (a copy of an exact-copy model is within a few hundredths of it)."""
     if group in ("holdout", "not-emoji"):
-        return f"No training image to copy: {baseline}, nearest “{base.nearest_caption}”."
-    return f"You should see: {baseline}; {after}."
+        word = "a copy" if base.copy else "not a copy"
+        return f"No training image to copy: baseline {word} ({base.similarity:.2f}), nearest “{base.nearest_caption}”."
+    own = "its own training image" if base.nearest_is_own else f"“{base.nearest_caption}”"
+    baseline = (
+        f"baseline {'copies ' + own if base.copy else 'is not a copy'} ({base.similarity:.2f}, MAE {errors[0]:.2f})"
+    )
+    after = f"{method}: {'a copy' if mitigated.copy else 'not a copy'} by the detector ({mitigated.similarity:.2f})"
+    return f"Measured: {baseline}; {after}, MAE to the training image {errors[1]:.2f}."
 
 
-def keep(group: str, base: Judgement, mitigated: Judgement) -> bool:
-    """Whether a sample shows its group's point: memorized captions copy and the mitigation removes the copy."""
-    if group == "memorized":
-        return base.copy and base.nearest_is_own and not mitigated.copy
-    return True
+def keep(group: str, base: Judgement) -> bool:
+    """Whether a sample shows its group's point: a memorized caption's baseline copies its own training image."""
+    return base.copy and base.nearest_is_own if group == "memorized" else True
 
 
 def candidates(group: str, dataset: EmojiMem) -> list[tuple[str, int]]:
@@ -72,7 +75,7 @@ def check_not_emoji(dataset: EmojiMem) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="emojimem-ddpm")
+    parser.add_argument("--model", default="emojimem-v2-ddpm", help="the demo's default model")
     parser.add_argument("--out", type=Path, default=assets_dir() / "examples.json")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -92,9 +95,14 @@ def main() -> None:
             generation = Generation(backend, settings.request(), settings.policy(monitor), monitor, settings.method)
             generation.run()
             base, mitigated = (judge.judge(generation.images[side], prompt) for side in ("baseline", "mitigated"))
-            if not keep(group, base, mitigated):
+            if not keep(group, base):
                 continue
-            line = expectation(group, base, mitigated, "AMG")
+            own = judge.own_image(prompt)
+            errors = tuple(
+                float("nan") if own is None else float(mean_abs_error(generation.images[side][None], own[None])[0])
+                for side in ("baseline", "mitigated")
+            )
+            line = expectation(group, base, mitigated, "AMG", errors)
             examples.append({"group": group, "prompt": prompt, "seed": seed, "expect": line})
             shown.add(prompt)
             print(json.dumps(examples[-1], ensure_ascii=False), flush=True)

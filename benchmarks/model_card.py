@@ -220,6 +220,49 @@ def sweep_markdown() -> str:
     return text.replace("](ambient_sweep.png)", "](../benchmarks/ambient_sweep.png)")
 
 
+V2_RUNS = {"DDPM": "emojimem-v2-ddpm", "Ambient": "emojimem-v2-ambient"}
+
+
+def v2_markdown() -> str:
+    """EmojiMem v2: the recipe study, each run's CPU hours and resumes (from its checkpoint card), and the targets."""
+    parts = [
+        "A tiny latent diffusion model: the EmojiMem autoencoder (f = 2, 4×16×16 latents, `training/emojimem-vae`) "
+        "and the v1 UNet on its latents, trained with v-prediction and min-SNR-5 (docs/training.md). The recipe was "
+        "chosen by a study at equal CPU time ([benchmarks/recipe_study.md](../benchmarks/recipe_study.md)):",
+        _section(HERE / "recipe_study.md", "# EmojiMem v2 recipe study"),
+        "![recipe study](../benchmarks/recipe_study.png)",
+        "**Training, across sessions** (each run resumes from `training/NAME/checkpoint/`; CPU time is process time, "
+        "all threads):",
+        "| run | objective | steps done | samples | CPU hours | wall hours | resumes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for objective, name in V2_RUNS.items():
+        config = REPO / "training" / name / "config.json"
+        if not config.is_file():
+            continue
+        card = json.loads(config.read_text(encoding="utf-8"))["card"]
+        resumes = ", ".join(f"step {r['step']} ({r['at'][:16]})" for r in card["resumes"]) or "none"
+        nature = f" (t_n = {card['t_nature']})" if card.get("t_nature") is not None else ""
+        samples = card["steps_done"] * card["hyperparameters"]["batch_size"]
+        parts[-1] += (
+            f"\n| `{name}` | {objective}{nature} | {card['steps_done']:,} of {card['hyperparameters']['steps']:,} "
+            f"| {samples:,} | {card['cpu_seconds'] / 3600:.2f} | {card['train_seconds'] / 3600:.2f} | {resumes} |"
+        )
+    autoencoder = REPO / "training" / "emojimem-vae" / "card.json"
+    if autoencoder.is_file():
+        ae = json.loads(autoencoder.read_text(encoding="utf-8"))
+        parts.append(
+            f"The autoencoder: {ae['steps_done']:,} steps, {ae['cpu_seconds'] / 3600:.2f} CPU hours; reconstruction "
+            f"MAE (0–1) median {ae['mae_train_median']:.3f} and 90th percentile {ae['mae_train_p90']:.3f} on the "
+            f"training emoji, median {ae['mae_holdout_median']:.3f} on the holdout."
+        )
+    targets = HERE / "targets.md"
+    if targets.is_file():
+        parts += ["**Targets** ([benchmarks/targets.md](../benchmarks/targets.md)):", _section(targets, "# EmojiMem")]
+        parts.append(targets.read_text(encoding="utf-8").split("CPU:", 1)[1].strip().replace("\n\n", " "))
+    return "\n\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -236,6 +279,7 @@ def main() -> None:
     template = (HERE / "model_card_template.md").read_text(encoding="utf-8")
     card = template.format(
         training=training_rows(),
+        v2=v2_markdown(),
         copydet=copydet_rows(),
         sheet_rows=", ".join(sheet_rows),
         targets=targets_markdown(seconds),
