@@ -10,7 +10,6 @@ import json
 import platform
 import re
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from PIL import Image
 
 from memdemo.backends import load_backend
-from memdemo.bench import one_trajectory
+from memdemo.bench import median_sample_seconds
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.scoring import read_images
@@ -149,15 +148,7 @@ def method_sheet(dataset: EmojiMem, path: Path, prompts: int = 20) -> list[str]:
 
 def cpu_seconds(repeats: int) -> float:
     """Median wall time of one 50-step CFG sample (batch 2 per step) with the shipped DDPM model."""
-    backend = load_backend("emojimem-ddpm", "cpu")
-    request = Request("warning", steps=50)
-    one_trajectory(backend, request)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        one_trajectory(backend, request)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_sample_seconds(load_backend("emojimem-ddpm", "cpu"), Request("warning", steps=50), repeats)
 
 
 def training_rows() -> str:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from memdemo.backends import load_backend
-from memdemo.bench import one_trajectory
+from memdemo.bench import median_sample_seconds
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.quality import measure_copies
 from memdemo.sampling import Request
@@ -37,18 +35,6 @@ def met(row: dict) -> dict[str, bool]:
     }
 
 
-def sample_seconds(backend, repeats: int) -> float:
-    """Median wall time of one 50-step DDIM CFG sample (batch 2 per step), after a warm-up."""
-    request = Request("warning", steps=50)
-    one_trajectory(backend, request)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        one_trajectory(backend, request)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="emojimem-ddpm")
@@ -61,7 +47,7 @@ def main() -> None:
     torch.manual_seed(0)
     dataset = EmojiMem.load()
     backend = load_backend(args.model, "cpu")
-    seconds = sample_seconds(backend, args.repeats)
+    seconds = median_sample_seconds(backend, Request("warning", steps=50), args.repeats)
     rows = []
     for cfg in args.cfg:
         row = measure_copies(backend, dataset, cfg, args.steps, list(range(args.seeds))).row()

@@ -32,6 +32,17 @@ def one_trajectory(backend: Backend, request: Request) -> None:
         torch.cuda.synchronize()
 
 
+def median_sample_seconds(backend: Backend, request: Request, repeats: int) -> float:
+    """Median wall time of `one_trajectory` over `repeats` runs after a warm-up."""
+    one_trajectory(backend, request)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_trajectory(backend, request)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def interleaved_medians(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
     """Median seconds per configuration, running every configuration once per round so machine drift hits all alike."""
     for run in runs.values():

@@ -13,21 +13,26 @@ from memdemo.backends.stable_diffusion import availability as sd_availability
 from memdemo.paths import assets_dir
 
 MODELS = {
-    "emojimem-ddpm": "EmojiMem trained with the plain DDPM loss (memorizes on purpose)",
-    "emojimem-ambient": "EmojiMem trained with the Ambient loss (noisy data above t_n)",
+    "emojimem-v2-ddpm": (
+        "EmojiMem v2: a tiny latent diffusion model (own autoencoder, v-prediction, min-SNR-5) that copies its "
+        "duplicated emoji exactly"
+    ),
+    "emojimem-ddpm": "EmojiMem v1 trained with the plain DDPM loss in pixel space (memorizes on purpose)",
+    "emojimem-ambient": "EmojiMem v1 trained with the Ambient loss (noisy data above t_n)",
     "emojimem-random": "the EmojiMem architecture with random weights (for tests)",
     "sd-v1-4": (
         f"Stable Diffusion v1.4 ({DEFAULT_REPO}, {download_size(DEFAULT_REPO)} on first use); "
         "or pass any diffusers SD repo id or folder"
     ),
 }
+SHIPPED_EMOJIMEM = ("emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient")
 MODEL_HELP = f"{', '.join(MODELS)}; or a folder written by `memdemo train`; or an SD repo id / folder"
 
 
 def load_backend(model: str, device: str | None = None) -> Backend:
     """The backend called `model`: a name of MODELS, a folder `memdemo train` wrote, or an SD repo id / folder."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if model in ("emojimem-ddpm", "emojimem-ambient"):
+    if model in SHIPPED_EMOJIMEM:
         return EmojiMemBackend.load(assets_dir() / model, device)
     if model == "emojimem-random":
         return EmojiMemBackend.random(device=device)

@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 
 from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
-from memdemo.training.loop import LoopSettings, LoopState, run_loop
+from memdemo.training.loop import LoopState, run_card, run_loop, settings_from
 
 # Two levels (32×32 → 16×16), no attention: 0.8 M parameters, ≈ 4 ms to decode a CFG pair on 2 CPU threads.
 AUTOENCODER_CONFIG = {
@@ -107,32 +107,18 @@ def train_autoencoder(
         return reconstruction_loss(model, x, config.kl_weight)
 
     def write(state: LoopState) -> None:
-        train_error = reconstruction_error(ema, pixels.cpu() if device == "cpu" else pixels).cpu()
+        train_error = reconstruction_error(ema, pixels).cpu()
         holdout_error = reconstruction_error(ema, holdout.to(device)).cpu()
         card = {
-            "hyperparameters": asdict(config),
+            **run_card(state, config, device),
             "architecture": AUTOENCODER_CONFIG,
-            "steps_done": state.step,
-            "train_seconds": round(state.seconds, 1),
-            "cpu_seconds": round(state.cpu_seconds, 1),
-            "resumes": state.resumes,
             "scaling_factor": latent_scale(ema, pixels),
             "mae_train_median": round(float(train_error.median()), 5),
             "mae_train_p90": round(float(train_error.quantile(0.9)), 5),
             "mae_holdout_median": round(float(holdout_error.median()), 5),
-            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         }
         save_autoencoder(out, ema, card)
 
-    settings = LoopSettings(
-        config.steps,
-        config.lr,
-        config.warmup_steps,
-        config.ema_decay,
-        config.checkpoint_every,
-        config.log_every,
-        config.max_cpu_minutes,
-        "autoencoder",
-    )
+    settings = settings_from(config, "autoencoder")
     run_loop(settings, asdict(config), model, ema, optimizer, train_step, generator, out, write, progress)
     return json.loads((out / "card.json").read_text(encoding="utf-8"))

@@ -15,6 +15,18 @@ from memdemo.training.objectives import PREDICTIONS
 from memdemo.training.trainer import DEFAULT_T_NATURE, OBJECTIVES, TrainConfig, train
 
 
+def _common(parser: argparse.ArgumentParser, defaults: object, example: str) -> None:
+    """The options every trainer shares, with its own defaults."""
+    parser.add_argument("--out", type=Path, required=True, help=f"output folder, e.g. {example}")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DIR)
+    for flag in ("steps", "batch_size", "lr", "seed"):
+        value = getattr(defaults, flag)
+        parser.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value)
+    if hasattr(defaults, "max_cpu_minutes"):
+        parser.add_argument("--max-cpu-minutes", type=float, help="stop (and checkpoint) after this much CPU time")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train EmojiMem (DDPM or Ambient), resumable")
     defaults = TrainConfig()
@@ -25,40 +37,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--prediction", choices=PREDICTIONS, default=defaults.prediction)
     parser.add_argument("--min-snr-gamma", type=float, help="weight the loss by min(SNR_t, γ) in x0 space")
     parser.add_argument("--autoencoder", type=Path, help="train on the latents of this `train-autoencoder` folder")
-    parser.add_argument("--out", type=Path, required=True, help="model folder, e.g. assets/emojimem-ddpm")
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument("--max-cpu-minutes", type=float, help="stop (and checkpoint) after this much CPU time")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    _common(parser, defaults, "training/emojimem-v2-ddpm")
     parser.set_defaults(run=_train)
 
     autoencoder = commands.add_parser("train-autoencoder", help="train the autoencoder of a latent EmojiMem, resumable")
-    ae_defaults = AutoencoderTrainConfig()
-    autoencoder.add_argument("--out", type=Path, required=True, help="autoencoder folder, e.g. assets/emojimem-vae")
-    autoencoder.add_argument("--dataset", type=Path, default=DEFAULT_DIR)
-    autoencoder.add_argument("--steps", type=int, default=ae_defaults.steps)
-    autoencoder.add_argument("--batch-size", type=int, default=ae_defaults.batch_size)
-    autoencoder.add_argument("--lr", type=float, default=ae_defaults.lr)
-    autoencoder.add_argument("--seed", type=int, default=ae_defaults.seed)
-    autoencoder.add_argument("--max-cpu-minutes", type=float, help="stop (and checkpoint) after this much CPU time")
-    autoencoder.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    _common(autoencoder, AutoencoderTrainConfig(), "training/emojimem-vae")
     autoencoder.set_defaults(run=_train_autoencoder)
 
     copydet = commands.add_parser("train-copydet", help="train and calibrate the copydet descriptor, resumable")
-    copydet_defaults = CopydetTrainConfig()
-    copydet.add_argument("--out", type=Path, required=True, help="descriptor folder, e.g. assets/emojimem-copydet")
-    copydet.add_argument("--dataset", type=Path, default=DEFAULT_DIR)
-    copydet.add_argument("--steps", type=int, default=copydet_defaults.steps)
-    copydet.add_argument("--batch-size", type=int, default=copydet_defaults.batch_size)
-    copydet.add_argument("--lr", type=float, default=copydet_defaults.lr)
-    copydet.add_argument("--seed", type=int, default=copydet_defaults.seed)
     copydet.add_argument("--noise-aware", action="store_true", help="degrade one view like an early, noisy x̂0")
     copydet.add_argument("--input-blur", type=float, default=0.0, help="σ of a fixed Gaussian blur on the input")
-    copydet.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    _common(copydet, CopydetTrainConfig(), "assets/emojimem-copydet")
     copydet.set_defaults(run=_train_copydet)
 
 

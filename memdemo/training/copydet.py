@@ -17,7 +17,7 @@ from memdemo.errors import MemdemoError
 from memdemo.reference.copydet import CALIBRATION_FILE, CopydetConfig, CopyDetector, save_copydet
 from memdemo.reference.features import images_to_tensor
 from memdemo.training.augment import copy_edit
-from memdemo.training.loop import LoopSettings, LoopState, run_loop
+from memdemo.training.loop import LoopState, run_card, run_loop, settings_from
 
 TARGET_PRECISION = 0.9
 
@@ -75,26 +75,9 @@ def train_copydet(
         return nt_xent(model(first.to(device)), model(second.to(device)), config.temperature)
 
     def write(state: LoopState) -> None:
-        card = {
-            "hyperparameters": asdict(config),
-            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-            "train_seconds": round(state.seconds, 1),
-            "cpu_seconds": round(state.cpu_seconds, 1),
-            "resumes": state.resumes,
-            "steps_done": state.step,
-        }
-        save_copydet(out, copy.deepcopy(ema).cpu().eval(), card)
+        save_copydet(out, copy.deepcopy(ema).cpu().eval(), run_card(state, config, device))
 
-    settings = LoopSettings(
-        config.steps,
-        config.lr,
-        config.warmup_steps,
-        config.ema_decay,
-        config.checkpoint_every,
-        config.log_every,
-        description="copydet",
-        clip_grad_norm=None,
-    )
+    settings = settings_from(config, "copydet", clip_grad_norm=None)
     run_loop(settings, asdict(config), model, ema, optimizer, train_step, generator, out, write, progress)
     return ema.cpu().eval()
 

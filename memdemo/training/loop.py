@@ -9,7 +9,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,6 +38,13 @@ class LoopSettings:
     clip_grad_norm: float | None = 1.0
 
 
+def settings_from(config: object, description: str, **overrides: object) -> LoopSettings:
+    """The loop settings a trainer's config carries under the same names (a missing budget means none)."""
+    names = ("steps", "lr", "warmup_steps", "ema_decay", "checkpoint_every", "log_every", "max_cpu_minutes")
+    values = {name: getattr(config, name, None) for name in names}
+    return LoopSettings(**values, description=description, **overrides)
+
+
 @dataclass
 class LoopState:
     """Progress that survives a resume: steps done, wall and CPU seconds, and every resume."""
@@ -47,6 +54,18 @@ class LoopState:
     cpu_seconds: float = 0.0
     resumes: list[dict] = field(default_factory=list)
     stopped_early: bool = False
+
+
+def run_card(state: LoopState, config: object, device: str) -> dict:
+    """What every trained model's card records about its run: hyperparameters, device, time, resumes, steps."""
+    return {
+        "hyperparameters": asdict(config),
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "train_seconds": round(state.seconds, 1),
+        "cpu_seconds": round(state.cpu_seconds, 1),
+        "resumes": state.resumes,
+        "steps_done": state.step,
+    }
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, decay: float) -> None:

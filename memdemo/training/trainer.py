@@ -18,7 +18,7 @@ from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
 from memdemo.training.autoencoder import WEIGHTS_FILE as AUTOENCODER_WEIGHTS
 from memdemo.training.autoencoder import training_pixels
-from memdemo.training.loop import LoopSettings, LoopState, run_loop
+from memdemo.training.loop import LoopState, run_card, run_loop, settings_from
 from memdemo.training.objectives import PREDICTIONS, diffusion_loss, nature_sigma2, noised_inputs, prediction_target
 
 OBJECTIVES = ("ddpm", "ambient")
@@ -174,25 +174,11 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
             "sigma_ve_nature": None if t_nature is None else ((1 - alphas[t_nature]) / alphas[t_nature]).sqrt().item(),
             "prediction": config.prediction,
             "space": "latent" if autoencoder else "pixel",
-            "hyperparameters": asdict(config),
-            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-            "train_seconds": round(state.seconds, 1),
-            "cpu_seconds": round(state.cpu_seconds, 1),
-            "resumes": state.resumes,
-            "steps_done": state.step,
+            **run_card(state, config, device),
         }
         save_emojimem(out, ema, card, config.prediction, autoencoder)
 
-    settings = LoopSettings(
-        config.steps,
-        config.lr,
-        config.warmup_steps,
-        config.ema_decay,
-        config.checkpoint_every,
-        config.log_every,
-        config.max_cpu_minutes,
-        config.objective,
-    )
+    settings = settings_from(config, config.objective)
     recipe = {**asdict(config), "autoencoder": fingerprint}
     run_loop(settings, recipe, model, ema, optimizer, train_step, generator, out, write, progress)
     return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["card"]

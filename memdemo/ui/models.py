@@ -21,8 +21,9 @@ from memdemo.ui.judge import Judge
 from memdemo.ui.live import Verdicts
 
 LABELS = {
-    "emojimem-ddpm": "EmojiMem-DDPM (memorizes)",
-    "emojimem-ambient": "EmojiMem-Ambient (trained on noisy copies)",
+    "emojimem-v2-ddpm": "EmojiMem v2 (memorizes exactly)",
+    "emojimem-ddpm": "EmojiMem v1 DDPM (memorizes, speckled)",
+    "emojimem-ambient": "EmojiMem v1 Ambient (trained on noisy copies)",
     "emojimem-random": "EmojiMem, random weights (tests)",
     "sd-v1-4": "Stable Diffusion v1.4",
 }
@@ -34,8 +35,8 @@ def stable_diffusion_available() -> bool:
 
 
 def offered_models() -> list[str]:
-    """The demo's model choices: both EmojiMem twins, and SD v1.4 only when its weights can load offline."""
-    models = ["emojimem-ddpm", "emojimem-ambient"]
+    """The demo's model choices: EmojiMem v2, the v1 twins, and SD v1.4 only when its weights can load offline."""
+    models = ["emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient"]
     return [*models, "sd-v1-4"] if stable_diffusion_available() else models
 
 
