@@ -122,7 +122,8 @@ class Generation:
         backend, request = self.backend, self.request
         encoding = backend.encode_text([request.prompt, ""])
         if encoding.truncated[0]:
-            self.trace.run.warnings.append(f"prompt truncated to the model's {backend.max_tokens} tokens")
+            kept = f": it reads “{encoding.kept[0]}”" if encoding.kept else ""
+            self.trace.run.warnings.append(f"prompt truncated to the model's {backend.max_tokens} tokens{kept}")
         cond, uncond = encoding.embeddings[:1], encoding.embeddings[1:]
         schedulers = [backend.make_scheduler(request.scheduler) for _ in range(2)]
         for scheduler in schedulers:

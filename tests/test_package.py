@@ -17,7 +17,7 @@ from memdemo import paths
 from memdemo.cli import main
 from memdemo.errors import MemdemoError
 
-MAX_WHEEL_MB = 40  # the runtime assets and indexes; training checkpoints and logs stay out
+MAX_WHEEL_MB = 60  # runtime assets and indexes (EmojiMem v1 and v2 while v2 replaces v1); no checkpoints or logs
 
 
 def test_memdemo_home_without_data_is_a_clear_message(tmp_path, monkeypatch):

@@ -120,7 +120,8 @@ def test_long_prompt_is_truncated_with_a_warning_in_the_trace(emojimem_random):
     trace = Generation(
         emojimem_random, Request("very " * 40 + "long", steps=1), build_policy("baseline", {}, 7.5, None)
     ).run()
-    assert trace.run.warnings == ["prompt truncated to the model's 16 tokens"]
+    assert trace.run.warnings[0].startswith("prompt truncated to the model's 16 tokens: it reads “very very")
+    assert "long" not in trace.run.warnings[0]
 
 
 def test_exploding_guidance_stops_with_the_step_and_the_term(emojimem_random, pixel_monitor):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -21,10 +21,17 @@ class ModelError(MemdemoError):
 
 @dataclass(frozen=True)
 class TextEncoding:
-    """Token states (N, L, D) per prompt and which prompts were cut at the token limit."""
+    """Token states (N, L, D) per prompt, which prompts were cut at the token limit, and what the model read of each."""
 
     embeddings: torch.Tensor
     truncated: list[bool]
+    kept: list[str] = field(default_factory=list)
+
+
+def read_text(tokenizer, prompts: list[str], max_tokens: int) -> list[str]:
+    """What a model reads of each prompt once it is cut to `max_tokens` tokens (special tokens dropped)."""
+    ids = tokenizer(prompts, max_length=max_tokens, truncation=True)["input_ids"]
+    return [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
 
 
 class Backend(Protocol):

@@ -23,7 +23,14 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from memdemo.backends.base import PREDICTION_TYPES, ModelError, TextEncoding, make_scheduler, v_to_epsilon
+from memdemo.backends.base import (
+    PREDICTION_TYPES,
+    ModelError,
+    TextEncoding,
+    make_scheduler,
+    read_text,
+    v_to_epsilon,
+)
 
 DEFAULT_REPO = "CompVis/stable-diffusion-v1-4"
 ALIASES = {"sd-v1-4": DEFAULT_REPO}
@@ -267,7 +274,8 @@ class StableDiffusionBackend:
             prompts, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt"
         ).input_ids
         states = self.text_encoder(ids.to(self.device))[0]
-        return TextEncoding(states.to(self.dtype), [length > self.max_tokens for length in lengths])
+        truncated = [length > self.max_tokens for length in lengths]
+        return TextEncoding(states.to(self.dtype), truncated, read_text(self.tokenizer, prompts, self.max_tokens))
 
     def predict_noise(self, x: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         output = self.unet(x.to(self.dtype), t, encoder_hidden_states=embeddings).sample.float()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from memdemo.backends.base import ModelError, TextEncoding
+from memdemo.backends.base import ModelError, TextEncoding, read_text
 
 MAX_TOKENS = 16
 EMBEDDING_DIM = 384
@@ -37,4 +37,5 @@ class MiniLMTextEncoder:
             prompts, padding="max_length", max_length=self.max_tokens, truncation=True, return_tensors="pt"
         ).to(self.device)
         states = self.model(**tokens).last_hidden_state
-        return TextEncoding(states, [length > self.max_tokens for length in lengths])
+        truncated = [length > self.max_tokens for length in lengths]
+        return TextEncoding(states, truncated, read_text(self.tokenizer, prompts, self.max_tokens))
