@@ -10,7 +10,7 @@ from PIL import Image
 from memdemo.backends import MODEL_HELP, SCHEDULERS, load_backend
 from memdemo.guidance import SimilarityMonitor, build_policy
 from memdemo.guidance.registry import add_method_arguments, method_params_from_args
-from memdemo.paths import DEFAULT_GUIDE_INDEX
+from memdemo.paths import DEFAULT_GUIDE_INDEX, writable_folder
 from memdemo.plots import trace_figure
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation, Request
@@ -46,11 +46,12 @@ def write_outputs(generation: Generation, out: Path) -> None:
 
 def _generate(args: argparse.Namespace) -> None:
     method, params = method_params_from_args(args)
+    request = Request(args.prompt, args.seed, args.steps, args.cfg, args.scheduler)
+    writable_folder(args.out)
     backend = load_backend(args.model, args.device)
     index_path = args.index or (DEFAULT_GUIDE_INDEX if backend.name.startswith("emojimem") else None)
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(index_path)) if index_path else None
     policy = build_policy(method, params, args.cfg, monitor)
-    request = Request(args.prompt, args.seed, args.steps, args.cfg, args.scheduler)
     generation = Generation(backend, request, policy, monitor, method)
     trace = generation.run()
     write_outputs(generation, args.out)

@@ -51,5 +51,21 @@ def benchmarks_dir() -> Path:
     return CHECKOUT / "benchmarks"
 
 
+def writable_folder(folder: Path) -> Path:
+    """`folder`, created if needed, or a MemdemoError naming why it cannot hold output (checked before any work)."""
+    if folder.exists() and not folder.is_dir():
+        raise MemdemoError(f"--out {folder} is an existing file; pass a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".memdemo-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise MemdemoError(
+            f"cannot write to --out {folder} ({error.strerror or error}); pass another folder"
+        ) from error
+    return folder
+
+
 # The index EmojiMem's AMG follows by default (object level); every surface takes its default from here.
 DEFAULT_GUIDE_INDEX = indexes_dir(check=False) / "emojimem-copydet-guide"

@@ -17,6 +17,9 @@ from memdemo.guidance.similarity import SimilarityMonitor
 from memdemo.reference.index import Match
 from memdemo.trace import Final, RunInfo, Step, Trace, TransitionInfo
 
+MAX_SEED = 2**63 - 1
+MAX_CFG = 100.0
+
 
 @dataclass(frozen=True)
 class Request:
@@ -31,8 +34,10 @@ class Request:
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 1000:
             raise GuidanceError(f"steps must be between 1 and 1000, got {self.steps}")
-        if not np.isfinite(self.cfg):
-            raise GuidanceError(f"the CFG scale must be a finite number, got {self.cfg}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise GuidanceError(f"the seed must be between 0 and {MAX_SEED} (2^63 − 1), got {self.seed}")
+        if not (np.isfinite(self.cfg) and 0 <= self.cfg <= MAX_CFG):
+            raise GuidanceError(f"the CFG scale s0 must be between 0 and {MAX_CFG:g}, got {self.cfg}")
 
 
 @dataclass

@@ -29,9 +29,30 @@ SHIPPED_EMOJIMEM = ("emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient")
 MODEL_HELP = f"{', '.join(MODELS)}; or a folder written by `memdemo train`; or an SD repo id / folder"
 
 
+def available_devices() -> list[str]:
+    return ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
+def checked_device(device: str | None) -> str:
+    """The device to run on (CUDA when present by default), or a ModelError that names the available ones."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ModelError(
+            f"--device {device!r} is not a device; choose one of {', '.join(available_devices())}"
+        ) from error
+    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
+        raise ModelError(f"--device {device}: no such CUDA device here; available: {', '.join(available_devices())}")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ModelError(f"--device {device}: memdemo runs on cpu or cuda; available: {', '.join(available_devices())}")
+    return device
+
+
 def load_backend(model: str, device: str | None = None) -> Backend:
     """The backend called `model`: a name of MODELS, a folder `memdemo train` wrote, or an SD repo id / folder."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = checked_device(device)
     if model in SHIPPED_EMOJIMEM:
         return EmojiMemBackend.load(assets_dir() / model, device)
     if model == "emojimem-random":

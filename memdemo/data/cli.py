@@ -9,6 +9,7 @@ from PIL import Image
 
 from memdemo.data.contact_sheet import contact_sheet
 from memdemo.data.emojimem import DEFAULT_DIR, SHEET_FILE, DatasetError, EmojiMem, SplitConfig, build_emojimem
+from memdemo.paths import writable_folder
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def _build(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     dataset = EmojiMem.load(args.dataset)
-    args.out.mkdir(parents=True, exist_ok=True)
+    writable_folder(args.out)
     for image_id in args.ids:
         if not 0 <= image_id < len(dataset.records):
             raise DatasetError(f"id {image_id} is out of range: {args.dataset} has ids 0..{len(dataset.records) - 1}")

@@ -83,12 +83,12 @@ class EmojiMem:
             raise DatasetError(f"{folder} lacks {', '.join(missing)}; build it with `{BUILD_COMMAND} --out {folder}`.")
         try:
             images = np.load(folder / IMAGES_FILE, allow_pickle=False)
-        except ValueError as error:
+        except (ValueError, EOFError, OSError) as error:
             raise DatasetError(f"{folder / IMAGES_FILE} is not a readable NumPy array ({error}); rebuild it") from error
-        lines = (folder / METADATA_FILE).read_text(encoding="utf-8").splitlines()
         try:
+            lines = (folder / METADATA_FILE).read_text(encoding="utf-8").splitlines()
             records = [EmojiRecord(**json.loads(line)) for line in lines if line.strip()]
-        except (json.JSONDecodeError, TypeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
             raise DatasetError(f"{folder / METADATA_FILE} is malformed ({error}); rebuild it.") from error
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
             raise DatasetError(f"{folder / IMAGES_FILE} must be uint8 N×S×S×3, got {images.dtype} {images.shape}.")

@@ -204,4 +204,5 @@ def method_params_from_args(args: argparse.Namespace) -> tuple[str, dict[str, An
         raise ParameterError(
             f"{flags} does not apply to --method {spec.name}; drop it, or use --method {'/'.join(owners)}"
         )
+    spec.check(given)  # range and type errors surface before any model loads
     return spec.name, given

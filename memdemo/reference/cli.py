@@ -185,19 +185,32 @@ def _build_from_image_folder(args: argparse.Namespace) -> None:
     )
 
 
+MAX_QUERY_PIXELS = 16_000_000
+
+
 def load_query_image(path: Path, size: int) -> np.ndarray:
     """An image file as uint8 (1, size, size, 3), prepared as indexed folder images are: transparency onto white,
     centre-cropped to a square, resized to the index's image size."""
     try:
         with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_QUERY_PIXELS:
+                raise MemdemoError(
+                    f"{path} is {opened.width}×{opened.height} pixels; query images are limited to "
+                    f"{MAX_QUERY_PIXELS:,} pixels, so resize it first"
+                )
             return _square(opened, size)[None]
     except FileNotFoundError as error:
         raise MemdemoError(f"{path} does not exist") from error
+    except Image.DecompressionBombError as error:
+        message = f"{path} is too large: query images are limited to {MAX_QUERY_PIXELS:,} pixels; resize it first"
+        raise MemdemoError(message) from error
     except (UnidentifiedImageError, OSError) as error:
         raise MemdemoError(f"{path} is not an image Pillow can read; pass a PNG or JPEG file") from error
 
 
 def _query(args: argparse.Namespace) -> None:
+    if args.k < 1:
+        raise MemdemoError(f"-k must be at least 1 (the number of neighbours to print), got {args.k}")
     index = ReferenceIndex.load(args.index)
     vector = embed_images(index.feature, load_query_image(args.image, index.image_size))
     neighbours = index.search(vector, args.k)

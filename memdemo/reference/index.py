@@ -185,7 +185,7 @@ class ReferenceIndex:
         try:
             header = json.loads((folder / HEADER_FILE).read_text(encoding="utf-8"))
             version, built_feature, built_dim = header["format_version"], header["feature"], header["dim"]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
             raise _unusable(folder, f"{folder / HEADER_FILE} is malformed ({error})") from error
         if version != FORMAT_VERSION:
             raise _unusable(folder, f"{folder} has format {version}, this memdemo reads {FORMAT_VERSION}")
@@ -208,10 +208,10 @@ class ReferenceIndex:
                 index = faiss.deserialize_index(archive["index"])
         except (ValueError, OSError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
             raise _unusable(folder, f"{folder / FAISS_FILE} cannot be read ({error})") from error
-        lines = (folder / METADATA_FILE).read_text(encoding="utf-8").splitlines()
         try:
+            lines = (folder / METADATA_FILE).read_text(encoding="utf-8").splitlines()
             entries = [IndexEntry(**json.loads(line)) for line in lines if line.strip()]
-        except (json.JSONDecodeError, TypeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
             raise _unusable(folder, f"{folder / METADATA_FILE} is malformed ({error})") from error
         if len(entries) != index.ntotal or index.d != built_dim:
             raise _unusable(

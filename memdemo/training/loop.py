@@ -39,7 +39,11 @@ class LoopSettings:
 
 
 def settings_from(config: object, description: str, **overrides: object) -> LoopSettings:
-    """The loop settings a trainer's config carries under the same names (a missing budget means none)."""
+    """The loop settings a trainer's config carries under the same names (a missing budget means none); steps and
+    batch size must be at least 1."""
+    for name in ("steps", "batch_size"):
+        if getattr(config, name) < 1:
+            raise MemdemoError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     names = ("steps", "lr", "warmup_steps", "ema_decay", "checkpoint_every", "log_every", "max_cpu_minutes")
     values = {name: getattr(config, name, None) for name in names}
     return LoopSettings(**values, description=description, **overrides)

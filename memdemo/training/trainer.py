@@ -125,9 +125,6 @@ def check_config(config: TrainConfig) -> None:
         raise MemdemoError(f"unknown objective {config.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     if config.prediction not in PREDICTIONS:
         raise MemdemoError(f"unknown prediction {config.prediction!r}; choose one of: {', '.join(PREDICTIONS)}")
-    for name in ("steps", "batch_size"):
-        if getattr(config, name) < 1:
-            raise MemdemoError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if config.min_snr_gamma is not None and not config.min_snr_gamma > 0:
         raise MemdemoError(f"--min-snr-gamma must be positive, got {config.min_snr_gamma}")
 
