@@ -11,6 +11,7 @@ from memdemo.cli import main
 from memdemo.evaluation import SAMPLES_FILE, load_prompts, run_evaluation, summarize, write_summary
 from memdemo.evaluation.detection import detection_table
 from memdemo.evaluation.runner import Settings, merge_shards, read_rows, row_key
+from memdemo.evaluation.summary import plain_table, takeaway
 from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
 
@@ -177,3 +178,15 @@ def test_bench_reports_every_method_with_a_ratio_to_cfg(tmp_path, capsys):
     for name in ("amg-main", "dtp"):
         ms, ratio = float(rows[name][0]), float(rows[name][1].rstrip("×"))
         assert ratio == pytest.approx(ms / baseline_ms, abs=0.05)  # ms are rounded to whole numbers
+
+
+def test_the_models_tab_reads_plain_names_and_a_takeaway_from_the_numbers():
+    rows = {
+        "m": [
+            {"prompt_set": "duplicated", "method": "baseline", "n": 400, "copy_share_copydet": 0.5},
+            {"prompt_set": "duplicated", "method": "amg-main", "n": 400, "copy_share_copydet": 0.02},
+        ]
+    }
+    assert takeaway(rows) == "m: the detector calls 50% of duplicated-caption images copies, 2% with AMG main."
+    table = plain_table(rows["m"])
+    assert table[0].startswith("| captions | method | images | copies |") and "| 400 | 0.50 |" in table[2]

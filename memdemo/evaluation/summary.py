@@ -218,6 +218,55 @@ def read_summary(path: Path) -> list[dict]:
     ]
 
 
+# The Models tab's plain names for the key columns, with a one-line legend each.
+PLAIN_COLUMNS = {
+    "prompt_set": ("captions", "duplicated ×32 in training, or never trained (holdout)"),
+    "method": ("method", "plain guidance (baseline) or a mitigation"),
+    "n": ("images", "how many images the row measures"),
+    "copy_share_copydet": ("copies", "share the copy detector calls a copy (above its calibrated τ)"),
+    "own_nn_copydet": ("own image nearest", "share whose nearest training image is the caption's own (detector)"),
+    "own_nn_pixel": ("own image nearest (pixels)", "the same in pixel space"),
+    "frechet_copydet": (
+        "distance to training set",
+        "Fréchet distance in detector space: lower is more like the training emoji",
+    ),
+}
+
+
+def published_rows(models: tuple[str, ...]) -> dict[str, list[dict]]:
+    """The summary rows of benchmarks/MODEL/results.csv of each model that has been evaluated."""
+    files = {name: BENCHMARKS / name / "results.csv" for name in models}
+    return {name: read_summary(path) for name, path in files.items() if path.is_file()}
+
+
+def plain_table(rows: list[dict]) -> list[str]:
+    """The key results with plain column names (the legend is `plain_legend`)."""
+    lines = ["| " + " | ".join(name for name, _ in PLAIN_COLUMNS.values()) + " |", "|" + "---|" * len(PLAIN_COLUMNS)]
+    for row in rows:
+        cells = [_cell(row.get(key), 0 if key == "n" else 2) for key in PLAIN_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plain_legend() -> str:
+    return " ".join(f"**{name}**: {about}." for name, about in PLAIN_COLUMNS.values())
+
+
+def takeaway(rows: dict[str, list[dict]]) -> str:
+    """One sentence per model from its measured rows: copies with plain guidance and with AMG on duplicated captions."""
+    sentences = []
+    for model, table in rows.items():
+        by_method = {row["method"]: row for row in table if row["prompt_set"] == "duplicated"}
+        base, amg = by_method.get("baseline"), by_method.get("amg-main")
+        if base is None or base.get("copy_share_copydet") is None:
+            continue
+        text = f"{model}: the detector calls {base['copy_share_copydet']:.0%} of duplicated-caption images copies"
+        if amg is not None and amg.get("copy_share_copydet") is not None:
+            text += f", {amg['copy_share_copydet']:.0%} with AMG main"
+        sentences.append(text + ".")
+    return " ".join(sentences)
+
+
 def published_results(models: tuple[str, ...]) -> dict[str, str]:
     """The key columns of benchmarks/MODEL/results.csv of each model that has been evaluated, by model name."""
     files = {name: BENCHMARKS / name / "results.csv" for name in models}

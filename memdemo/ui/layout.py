@@ -13,7 +13,7 @@ import torch
 from memdemo.backends import SCHEDULERS
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.errors import MemdemoError
-from memdemo.evaluation.summary import published_results
+from memdemo.evaluation.summary import plain_legend, plain_table, published_rows, takeaway
 from memdemo.guidance import METHODS, VARIANTS, Param, ParameterError, build_policy, method_spec
 from memdemo.paths import assets_dir
 from memdemo.sampling import Generation
@@ -111,11 +111,13 @@ def gpu(function: Callable) -> Callable:
 
 
 def measured_models() -> str:
-    """The DDPM-vs-Ambient tables written by `python -m memdemo evaluate` (never typed by hand)."""
-    tables = published_results(("emojimem-ddpm", "emojimem-ambient"))
-    if not tables:
+    """The DDPM-vs-Ambient results written by `python -m memdemo evaluate`, in plain words (never typed by hand)."""
+    rows = published_rows(("emojimem-ddpm", "emojimem-ambient"))
+    if not rows:
         return "No measurements yet: run `python -m memdemo evaluate` (see README, Results)."
-    return "\n\n".join(f"#### {LABELS[name]}\n\n{table}" for name, table in tables.items())
+    parts = [f"**In short.** {takeaway(rows)}", plain_legend()]
+    parts += [f"#### {LABELS[name]}\n\n" + "\n".join(plain_table(table)) for name, table in rows.items()]
+    return "\n\n".join(parts)
 
 
 def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.5) -> gr.Blocks:
