@@ -20,7 +20,7 @@ from memdemo.trace import RunInfo, Step, Trace
 from memdemo.ui.judge import Judge, Judgement, describe, own_line
 from memdemo.ui.layout import build_demo, compare_variants, user_errors
 from memdemo.ui.live import stopped_text, summarize
-from memdemo.ui.models import ModelRegistry, offered_models
+from memdemo.ui.models import ModelRegistry, has_reference, model_note, offered_models
 from memdemo.ui.settings import (
     MAX_PROMPT_CHARS,
     SettingsError,
@@ -145,6 +145,12 @@ def test_the_judge_finds_the_copy_and_the_prompts_own_image():
     holdout = dataset.records[dataset.ids("holdout")[0]]
     other = judge.judge(dataset.images[holdout.id], holdout.caption)
     assert other.own_id is None and other.own_similarity is None and not other.nearest_is_own
+
+
+def test_amg_is_shown_as_unavailable_without_a_reference_set():
+    assert has_reference("emojimem-v2-ddpm") and model_note("emojimem-v2-ddpm") == ""
+    note = model_note("sd-v1-4")
+    assert "AMG is unavailable here" in note and "index build --images FOLDER --features dinov2" in note
 
 
 def test_stable_diffusion_is_offered_only_with_local_weights_and_fails_with_a_message():

@@ -19,7 +19,7 @@ from memdemo.paths import assets_dir
 from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
 from memdemo.ui.live import Frame, LiveRun, Verdicts, stopped_text, upscale
-from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, offered_models
+from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, has_reference, model_note, offered_models
 from memdemo.ui.run_folders import RunFolders
 from memdemo.ui.settings import DEFAULT_METHOD, build_settings, control_keys, param_key, prompt_and_seed
 
@@ -151,6 +151,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                     with gr.Row():
                         model = gr.Dropdown(choices, value=default_model, label="Model")
                         scheduler = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")
+                    model_info = gr.Markdown(model_note(default_model), visible=bool(model_note(default_model)))
                     with gr.Row():
                         seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                         randomize = gr.Button("🎲", size="sm", scale=0, min_width=40)
@@ -230,6 +231,15 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             return [method_about(chosen), *(gr.update(visible=name == chosen) for name in groups)]
 
         method.change(show_method, method, [about, *groups.values()], api_name=False)
+
+        def methods_for(model_name: str) -> list:
+            """Only the methods that can run on the chosen model (AMG needs a reference set)."""
+            usable = [(s.label, s.name) for s in METHODS.values() if has_reference(model_name) or not s.needs_monitor]
+            chosen = DEFAULT_METHOD if has_reference(model_name) else "dtp"
+            note = model_note(model_name)
+            return [gr.update(choices=usable, value=chosen), gr.update(value=note, visible=bool(note))]
+
+        model.change(methods_for, model, [method, model_info], api_name=False)
         outputs = [base_image, base_nearest, base_verdict, mit_image, mit_nearest, mit_verdict]
         outputs += [norm_plot, similarity_plot, strip, summary, slider, own_image, own_text, progress, download]
 

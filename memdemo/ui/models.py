@@ -6,11 +6,8 @@ import os
 import threading
 from dataclasses import dataclass
 
-from huggingface_hub import try_to_load_from_cache
-
-from memdemo.backends import Backend, load_backend
+from memdemo.backends import Backend, load_backend, sd_availability
 from memdemo.backends.emojimem import EmojiMemBackend
-from memdemo.backends.stable_diffusion import DEFAULT_REPO
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.scoring import PIXEL_INDEX, CopydetScorer
 from memdemo.guidance import SimilarityMonitor
@@ -29,15 +26,30 @@ LABELS = {
 }
 
 
-def stable_diffusion_available() -> bool:
-    """True when SD v1.4's weights are in the local Hugging Face cache (the demo never downloads at request time)."""
-    return isinstance(try_to_load_from_cache(DEFAULT_REPO, "unet/config.json"), str)
+EMOJIMEM_MODELS = ("emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient")
 
 
 def offered_models() -> list[str]:
-    """The demo's model choices: EmojiMem v2, the v1 twins, and SD v1.4 only when its weights can load offline."""
-    models = ["emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient"]
-    return [*models, "sd-v1-4"] if stable_diffusion_available() else models
+    """The demo's model choices: EmojiMem v2, the v1 twins, and SD v1.4 when a GPU is present (it downloads on
+    first use) or its weights are already in the local cache."""
+    return [*EMOJIMEM_MODELS, "sd-v1-4"] if sd_availability().offered else list(EMOJIMEM_MODELS)
+
+
+def has_reference(model: str) -> bool:
+    """Whether the demo has a training-set reference for `model`: σ_t, verdicts and AMG need one."""
+    return model in EMOJIMEM_MODELS or model == "emojimem-random"
+
+
+def model_note(model: str) -> str:
+    """One line under the model choice: what it is, and for Stable Diffusion what it costs and what is unavailable."""
+    if has_reference(model):
+        return ""
+    sd = sd_availability().message if model == "sd-v1-4" else ""
+    return (
+        f"{sd} AMG is unavailable here: it needs a reference set of the model's training images, built with "
+        "`python -m memdemo index build --images FOLDER --features dinov2 --out INDEX` and passed to "
+        "`memdemo generate --index INDEX`; the transition methods and the d_t plot work without one."
+    ).strip()
 
 
 # σ_t at the object level (the copydet-guide descriptor, EmojiMem's default) or at the pixel level (nL2, the contrast
