@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import gradio as gr
 import torch
@@ -101,13 +102,27 @@ def user_errors() -> Iterator[None]:
         raise gr.Error("out of memory: lower the number of steps or pick a smaller model, then try again") from error
 
 
-def gpu(function: Callable) -> Callable:
-    """`spaces.GPU` on Hugging Face ZeroGPU Spaces; unchanged everywhere else."""
+# ZeroGPU time budget per request, in seconds: a fixed start-up share plus a per-step share for the two trajectories
+# (AMG's G_sim adds a backward pass through the decoder). Upper bounds for SD v1.4 at 512², not measured on a Space.
+GPU_SECONDS_FIXED, GPU_SECONDS_PER_STEP, GPU_AMG_FACTOR = 20.0, 0.4, 2.0
+COMPARE_GPU_SECONDS = 300
+
+
+def gpu_seconds(steps: object, method: object) -> int:
+    """The `spaces.GPU` duration of one Generate run, sized from its step count and method."""
+    count = steps if isinstance(steps, (int, float)) and 1 <= steps <= 200 else 50
+    factor = GPU_AMG_FACTOR if method == "amg" else 1.0
+    return int(GPU_SECONDS_FIXED + count * GPU_SECONDS_PER_STEP * factor)
+
+
+def gpu(function: Callable, duration: Callable | int = 60) -> Callable:
+    """`spaces.GPU` on Hugging Face ZeroGPU Spaces, with a duration in seconds (or a function of the handler's
+    arguments that returns one); unchanged everywhere else."""
     try:
         import spaces
     except ImportError:
         return function
-    return spaces.GPU(function)
+    return spaces.GPU(duration=duration)(function)
 
 
 def measured_models() -> str:
@@ -264,7 +279,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             text, verdicts = stopped_text(state["step"], state["total"], state["judgements"])
             return [text, verdicts["baseline"], verdicts["mitigated"]]
 
-        @gpu
+        def run_duration(*values) -> int:
+            named = dict(zip(names.values(), values, strict=False))
+            return gpu_seconds(named.get("steps"), named.get("method"))
+
+        @partial(gpu, duration=run_duration)
         def run(*values) -> Iterator[list]:
             named = dict(zip(names.values(), values, strict=True))
             model_name = named.pop("model")
@@ -306,7 +325,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             compare_button = gr.Button("Compare", variant="primary")
             grid = gr.Gallery(label="Baseline and every method", columns=4, object_fit="contain", format="png")
 
-        @gpu
+        @partial(gpu, duration=COMPARE_GPU_SECONDS)
         def compare(model_name: str, text: str, seed_value: float) -> Iterator[list]:
             chosen = loaded(model_name)
             monitor, verdicts = chosen.judge()
