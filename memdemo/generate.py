@@ -52,7 +52,7 @@ def _generate(args: argparse.Namespace) -> None:
     index_path = args.index or (DEFAULT_GUIDE_INDEX if backend.name.startswith("emojimem") else None)
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(index_path)) if index_path else None
     policy = build_policy(method, params, args.cfg, monitor)
-    generation = Generation(backend, request, policy, monitor, method)
+    generation = Generation(backend, request, policy, monitor, method, params)
     trace = generation.run()
     write_outputs(generation, args.out)
     for warning in trace.run.warnings:

@@ -13,7 +13,7 @@ from memdemo.trace import Trace
 
 COLOURS = {"baseline": "#7f7f7f", "mitigated": "#d62728"}
 # What a shaded step means, per method: AMG's gate was open, or a transition method was still before its switch.
-SHADING = {"amg": "AMG acted (σ_t > λ_t)", **{m: "before the switch" for m in ("stp", "dtp", "og-stp", "og-dtp")}}
+SHADING = {"amg": "AMG acted", **{m: "before the switch" for m in ("stp", "dtp", "og-stp", "og-dtp")}}
 
 
 def draw_norm(axes: Axes, trace: Trace) -> None:

@@ -82,6 +82,7 @@ class Generation:
         policy: Policy,
         monitor: SimilarityMonitor | None = None,
         method: str | None = None,
+        method_params: dict | None = None,
     ) -> None:
         self.backend = backend
         self.request = request
@@ -94,7 +95,9 @@ class Generation:
                 seed=request.seed,
                 method=method or policy.name,
                 params={**asdict(request), **policy.params()},
+                method_params=method_params or {},
                 feature=monitor.index.feature.name if monitor else None,
+                index=str(monitor.index.folder) if monitor and monitor.index.folder else None,
             )
         )
         self.images: dict[str, np.ndarray] = {}

@@ -71,13 +71,16 @@ class RunInfo:
     seed: int
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, Any] = field(default_factory=dict)
     feature: str | None = None
+    index: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
     transition: TransitionInfo | None = None
 
     def __post_init__(self) -> None:
         self.params = json_safe(self.params)
+        self.method_params = json_safe(self.method_params)
 
 
 def json_safe(value: Any) -> Any:

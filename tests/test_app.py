@@ -121,7 +121,7 @@ def test_the_summary_never_contradicts_the_verdicts(base, mitigated):
         copy = "**COPY**" in describe(judgements[name], "final")
         assert (f"{label}: COPY" in summary) == copy and (f"{label}: not a copy" in summary) == (not copy)
         assert judgements[name].comparison() in summary
-    assert "σ_t exceeded λ_t on 2 of 3 steps; AMG acted there (G_sim on 2)" in summary and "1.2 s" in summary
+    assert "σ_t exceeded λ_t on 1 of 3 steps; AMG acted on 2 (G_sim on 2)" in summary and "1.2 s" in summary
 
 
 def test_verdict_lines_name_the_scorer_tau_and_the_own_image():

@@ -135,9 +135,9 @@ def test_exploding_guidance_stops_with_the_step_and_the_term(emojimem_random, pi
 def test_bad_choices_list_the_alternatives(pixel_monitor):
     with pytest.raises(GuidanceError, match="choose one of baseline"):
         build_policy("negative-prompt", {}, 7.5, None)
-    with pytest.raises(ModelError, match="choose one of emojimem-ddpm"):
+    with pytest.raises(ModelError, match="choose one of emojimem-v2-ddpm: EmojiMem v2"):
         load_backend("dalle")
-    with pytest.raises(GuidanceError, match="pass --index"):
+    with pytest.raises(GuidanceError, match="needs a reference set to measure similarity"):
         build_policy("amg", {}, 7.5, None)
     with pytest.raises(GuidanceError, match="subset of spe, dup, sim"):
         build_policy("amg", {"terms": ("spe", "xyz")}, 7.5, pixel_monitor)

@@ -11,10 +11,9 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from memdemo.backends.base import ModelError, TextEncoding, make_scheduler, v_to_epsilon
+from memdemo.backends.base import PREDICTION_TYPES, ModelError, TextEncoding, make_scheduler, v_to_epsilon
 from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, MiniLMTextEncoder
 from memdemo.paths import assets_dir
-from memdemo.training.objectives import PREDICTIONS
 
 ASSETS = assets_dir(check=False)
 CONFIG_FILE = "config.json"
@@ -24,7 +23,7 @@ AUTOENCODER_FOLDER = "vae"
 
 def unet_config(sample_size: int = 32, channels: int = 3) -> dict:
     """The EmojiMem UNet: 2.7 M parameters, cross-attention only at the lowest level, the fastest layout on CPU
-    (docs/emojimem.md)."""
+    (docs/training.md)."""
     return {
         "sample_size": sample_size,
         "in_channels": channels,
@@ -53,8 +52,12 @@ def load_autoencoder(folder: Path) -> AutoencoderKL:
 
 
 def train_command(folder: Path) -> str:
+    """The command that (re)makes a model folder: v2 models are latent, v-prediction, min-SNR-5 (docs/training.md)."""
     objective = "ambient" if "ambient" in folder.name else "ddpm"
-    return f"python -m memdemo train --objective {objective} --out {folder}"
+    recipe = ""
+    if "v2" in folder.name:
+        recipe = " --prediction v_prediction --min-snr-gamma 5 --autoencoder training/emojimem-vae"
+    return f"python -m memdemo train --objective {objective}{recipe} --out {folder}"
 
 
 def save_emojimem(
@@ -93,8 +96,8 @@ class EmojiMemBackend:
         prediction: str = "epsilon",
         autoencoder: AutoencoderKL | None = None,
     ) -> None:
-        if prediction not in PREDICTIONS:
-            raise ModelError(f"{name}: prediction type {prediction!r} is neither of {', '.join(PREDICTIONS)}")
+        if prediction not in PREDICTION_TYPES:
+            raise ModelError(f"{name}: prediction type {prediction!r} is neither of {', '.join(PREDICTION_TYPES)}")
         self.name = name
         self.device = device
         self.dtype = torch.float32

@@ -1,4 +1,4 @@
-"""Pixel-level copy and cleanliness measures on 0–1 images (docs/evaluation.md): the error to a prompt's own training
+"""Pixel-level copy and cleanliness measures on 0–1 images (docs/training.md): the error to a prompt's own training
 image, the nearest training image in pixel space, and speckle, the mean |x − median3×3(x)|."""
 
 from __future__ import annotations

@@ -64,11 +64,6 @@ class CopydetScorer:
         neighbours = self.index.search(embeddings, 1)
         return ObjectScores(neighbours.distances[:, 0], neighbours.ids[:, 0], embeddings)
 
-    def judge(self, image: np.ndarray) -> tuple[float, str]:
-        """One uint8 (S, S, 3) image → copydet cosine to its nearest training emoji, and that emoji's caption."""
-        neighbours = self.index.search(embed_images(self.index.feature, image[None]), 1)
-        return float(neighbours.distances[0, 0]), neighbours.captions[0][0]
-
     def frechet_to_training(self, embeddings: np.ndarray) -> float:
         """Fréchet distance of a group of sample embeddings to the unique training emoji (a quality proxy)."""
         return frechet_distance(embeddings, self.training_embeddings)

@@ -265,13 +265,3 @@ def takeaway(rows: dict[str, list[dict]]) -> str:
             text += f", {amg['copy_share_copydet']:.0%} with AMG main"
         sentences.append(text + ".")
     return " ".join(sentences)
-
-
-def published_results(models: tuple[str, ...]) -> dict[str, str]:
-    """The key columns of benchmarks/MODEL/results.csv of each model that has been evaluated, by model name."""
-    files = {name: BENCHMARKS / name / "results.csv" for name in models}
-    return {
-        name: "\n".join(table_markdown(read_summary(path), KEY_COLUMNS))
-        for name, path in files.items()
-        if path.is_file()
-    }

@@ -78,8 +78,9 @@ class AMGConfig:
     official_shift: float = 0.0
 
     def gate(self, t: int) -> float:
-        """λ_t, shifted onto the descriptor's scale for official-sd."""
-        return threshold_at(self.schedule, t, self.constant_threshold) + self.official_shift
+        """λ_t; official-sd's SSCD-scale schedule is shifted onto the descriptor's scale (an override is not)."""
+        shift = self.official_shift if self.schedule == "official" else 0.0
+        return threshold_at(self.schedule, t, self.constant_threshold) + shift
 
     def resolved(self, s0: float) -> AMGConfig:
         """c1 and c2 filled in for guidance scale s0."""

@@ -154,8 +154,8 @@ def build_policy(
     spec = method_spec(method)
     if spec.needs_monitor and monitor is None:
         raise ParameterError(
-            f"{spec.label} needs a reference index to measure similarity: pass --index (EmojiMem: "
-            "indexes/emojimem-copydet-guide), or choose a method that does not, such as dtp"
+            f"{spec.label} needs a reference set to measure similarity (CLI: --index INDEX, built with "
+            "`python -m memdemo index build`); or choose a method that does not, such as dtp"
         )
     return spec.build(spec.check(params), BuildContext(cfg, monitor))
 

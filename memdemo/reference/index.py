@@ -79,6 +79,7 @@ class ReferenceIndex:
         self.entries = entries
         self.image_size = image_size
         self.source_sha256 = source_sha256
+        self.folder: Path | None = None  # where it was loaded from, so a run can name its index
 
     @property
     def dim(self) -> int:
@@ -217,7 +218,9 @@ class ReferenceIndex:
             raise _unusable(
                 folder, f"{folder} has {index.ntotal} vectors of dimension {index.d} and {len(entries)} metadata rows"
             )
-        return cls(built, index, entries, header["image_size"], header["source_sha256"])
+        loaded = cls(built, index, entries, header["image_size"], header["source_sha256"])
+        loaded.folder = folder
+        return loaded
 
 
 def _unusable(folder: Path, problem: str) -> IndexFormatError:

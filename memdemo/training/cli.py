@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
+from memdemo.backends import checked_device
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 from memdemo.training.copydet import CopydetTrainConfig, calibrate_copydet, train_copydet, write_calibration
@@ -24,7 +23,7 @@ def _common(parser: argparse.ArgumentParser, defaults: object, example: str) -> 
         parser.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value)
     if hasattr(defaults, "max_cpu_minutes"):
         parser.add_argument("--max-cpu-minutes", type=float, help="stop (and checkpoint) after this much CPU time")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -66,7 +65,7 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every,
         max_cpu_minutes=args.max_cpu_minutes,
     )
-    card = train(config, EmojiMem.load(args.dataset), args.out, args.device)
+    card = train(config, EmojiMem.load(args.dataset), args.out, checked_device(args.device))
     print(json.dumps(card, indent=1))
 
 
@@ -78,7 +77,7 @@ def _train_autoencoder(args: argparse.Namespace) -> None:
         seed=args.seed,
         max_cpu_minutes=args.max_cpu_minutes,
     )
-    card = train_autoencoder(config, EmojiMem.load(args.dataset), args.out, args.device)
+    card = train_autoencoder(config, EmojiMem.load(args.dataset), args.out, checked_device(args.device))
     print(json.dumps(card, indent=1))
 
 
@@ -92,7 +91,7 @@ def _train_copydet(args: argparse.Namespace) -> None:
         input_blur=args.input_blur,
     )
     dataset = EmojiMem.load(args.dataset)
-    model = train_copydet(config, dataset, args.out, args.device)
+    model = train_copydet(config, dataset, args.out, checked_device(args.device))
     calibration = calibrate_copydet(model, dataset)
     write_calibration(args.out, calibration)
     print(json.dumps(calibration, indent=1))

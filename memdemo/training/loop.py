@@ -41,7 +41,7 @@ class LoopSettings:
 def settings_from(config: object, description: str, **overrides: object) -> LoopSettings:
     """The loop settings a trainer's config carries under the same names (a missing budget means none); steps and
     batch size must be at least 1."""
-    for name in ("steps", "batch_size"):
+    for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
         if getattr(config, name) < 1:
             raise MemdemoError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     names = ("steps", "lr", "warmup_steps", "ema_decay", "checkpoint_every", "log_every", "max_cpu_minutes")
@@ -135,6 +135,10 @@ def run_loop(
     budget, or a stop signal; checkpoint (and call `on_checkpoint`) every `checkpoint_every` steps and at the end."""
     out.mkdir(parents=True, exist_ok=True)
     checkpoint, state = out / "checkpoint", LoopState()
+    if not (checkpoint / STATE_FILE).is_file() and any(checkpoint.glob("*.safetensors")):
+        raise MemdemoError(
+            f"{checkpoint} holds weights but no {STATE_FILE}: a save was interrupted; delete the folder to start over"
+        )
     if (checkpoint / STATE_FILE).is_file():
         differences = config_differences(saved_config(checkpoint), config)
         if differences:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from memdemo.backends.base import PREDICTION_TYPES
+
 
 def _expand(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape(-1, *([1] * (like.dim() - 1)))
@@ -41,7 +43,7 @@ def noised_inputs(
     return torch.where(_expand(t > t_nature, x0), from_nature, x_t)
 
 
-PREDICTIONS = ("epsilon", "v_prediction")
+PREDICTIONS = PREDICTION_TYPES
 
 
 def prediction_target(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:

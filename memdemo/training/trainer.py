@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
-from memdemo.backends.emojimem import CONFIG_FILE, SCHEDULE_CONFIG, save_emojimem, unet_config
+from memdemo.backends.emojimem import CONFIG_FILE, SCHEDULE_CONFIG, load_autoencoder, save_emojimem, unet_config
 from memdemo.backends.text_encoder import MiniLMTextEncoder
 from memdemo.data.emojimem import EmojiMem
 from memdemo.errors import MemdemoError
@@ -136,7 +136,7 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
     fingerprint = autoencoder_fingerprint(config.autoencoder)
     autoencoder = None
     if config.autoencoder is not None:
-        autoencoder = AutoencoderKL.from_pretrained(config.autoencoder, use_safetensors=True).to(device).eval()
+        autoencoder = load_autoencoder(Path(config.autoencoder)).to(device).eval()
     torch.manual_seed(config.seed)
     channels = autoencoder.config.latent_channels if autoencoder else 3
     size = 32 // 2 ** (len(autoencoder.config.block_out_channels) - 1) if autoencoder else 32
@@ -176,6 +176,6 @@ def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu"
         save_emojimem(out, ema, card, config.prediction, autoencoder)
 
     settings = settings_from(config, config.objective)
-    recipe = {**asdict(config), "autoencoder": fingerprint}
+    recipe = {**asdict(config), "t_nature": t_nature, "autoencoder": fingerprint}
     run_loop(settings, recipe, model, ema, optimizer, train_step, generator, out, write, progress)
     return json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["card"]

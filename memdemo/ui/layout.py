@@ -265,6 +265,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 for value in (frame.images[name], frame.nearest[name], frame.verdicts[name])
             ]
             state = {"step": frame.step, "total": frame.total, "judgements": frame.judgements}
+            state["done"] = bool(frame.summary)
             running = f"Step {frame.step} of {frame.total}…" if not frame.summary else frame.summary
             pair = (frame.images["baseline"], frame.images["mitigated"]) if frame.summary else gr.skip()
             bundle = frame.bundle if frame.bundle else gr.skip()
@@ -274,7 +275,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             ]  # fmt: skip
 
         def on_stop(state: dict) -> list:
-            if not state:
+            if not state or state.get("done"):
                 return [gr.skip()] * 3
             text, verdicts = stopped_text(state["step"], state["total"], state["judgements"])
             return [text, verdicts["baseline"], verdicts["mitigated"]]
@@ -296,9 +297,11 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             if verdicts.judge is not None and (note := unknown_prompt_note(settings.prompt, captions)):
                 gr.Info(note)
             with chosen.slots, user_errors():
+                policy = settings.policy(monitor)
                 generation = Generation(
-                    chosen.backend, settings.request(), settings.policy(monitor), monitor, settings.method
+                    chosen.backend, settings.request(), policy, monitor, settings.method, settings.params
                 )
+                yield [gr.skip()] * (len(outputs) - 2) + [{}, gr.skip()]  # a new run: Stop refers to this one
                 for frame in LiveRun(generation, verdicts, interval, run_folders.new()).frames():
                     yield frame_outputs(frame)
                 for warning in generation.trace.run.warnings:
@@ -338,6 +341,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             with chosen.slots, user_errors():
                 for name in compare_variants():
                     variant = VARIANTS[name]
+                    if monitor is None and method_spec(variant.method).needs_monitor:
+                        continue
                     policy = build_policy(variant.method, variant.params, base.cfg, monitor)
                     generation = Generation(chosen.backend, base.request(), policy, monitor, name)
                     generation.run()

@@ -105,9 +105,12 @@ def summarize(trace: Trace, judgements: dict[str, Judgement | None], guide_thres
     parts = [verdict_sentence("Baseline", judgements["baseline"]), verdict_sentence(label, judgements["mitigated"])]
     fired = [s for s in mit.steps if s.active]
     if any(s.threshold is not None for s in mit.steps) and guide_threshold is not None:
+        gate_open = sum(s.similarity is not None and s.similarity > s.threshold for s in mit.steps)
         counts = {name: sum(term in s.terms for s in fired) for term, name in TERM_NAMES.items()}
         terms = ", ".join(f"{name} on {n}" for name, n in counts.items() if n) or "no term"
-        parts.append(f"The guide's σ_t exceeded λ_t on {len(fired)} of {total} steps; AMG acted there ({terms}).")
+        parts.append(
+            f"The guide's σ_t exceeded λ_t on {gate_open} of {total} steps; AMG acted on {len(fired)} ({terms})."
+        )
     transition = trace.run.transition
     if transition:
         how = "found no minimum of d_t and switched at the static t" if transition.fallback else "switched to CFG"
@@ -125,21 +128,24 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def reproduce_command(trace: Trace) -> str:
-    """The `python -m memdemo generate` command that reruns this run."""
-    request = trace.run.params
-    parts = ["python -m memdemo generate", f"--model {trace.run.model}", f"--prompt {shlex.quote(trace.run.prompt)}"]
-    parts += [f"--seed {trace.run.seed}", f"--steps {request['steps']}", f"--cfg {request['cfg']:g}"]
-    parts += [f"--scheduler {request['scheduler']}", f"--method {trace.run.method}"]
-    spec = METHODS.get(trace.run.method)
+    """The `python -m memdemo generate` command that reruns this run: its request, its index, and every method
+    option that differs from the method's default."""
+    run, request = trace.run, trace.run.params
+    parts = ["python -m memdemo generate", f"--model {run.model}", f"--prompt {shlex.quote(run.prompt)}"]
+    parts += [f"--seed {run.seed}", f"--steps {request['steps']}", f"--cfg {request['cfg']:g}"]
+    parts += [f"--scheduler {request['scheduler']}", f"--method {run.method}"]
+    if run.index:
+        parts.append(f"--index {shlex.quote(run.index)}")
+    spec = METHODS.get(run.method)
     for param in spec.params if spec else ():
-        value = request.get(param.name)
-        if value is None or value is False or value == param.default or list_of(value) == list_of(param.default):
+        value, default = run.method_params.get(param.name), param.default
+        if value is None or value is False or _as_list(value) == _as_list(default):
             continue
-        parts.append(param.flag if value is True else f"{param.flag} {','.join(list_of(value))}")
+        parts.append(param.flag if value is True else f"{param.flag} {','.join(_as_list(value))}")
     return " ".join(parts) + " --out run"
 
 
-def list_of(value: object) -> list[str]:
+def _as_list(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
@@ -195,7 +201,7 @@ class LiveRun:
 
     def _frame(self, update: StepUpdate) -> Frame:
         prompt = self.generation.request.prompt
-        latest = dict(zip(("baseline", "mitigated"), self.strip[-1], strict=True))
+        latest = dict(zip(("baseline", "mitigated"), self._previews(update), strict=True))
         judgements = self.verdicts.judgements(latest, prompt)
         norm_plot, similarity_plot = self._plots()
         return Frame(

@@ -6,7 +6,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from memdemo.backends import Backend, load_backend, sd_availability
+from memdemo.backends import SHIPPED_EMOJIMEM, Backend, load_backend, sd_availability
 from memdemo.backends.emojimem import EmojiMemBackend
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.scoring import PIXEL_INDEX, CopydetScorer
@@ -26,7 +26,7 @@ LABELS = {
 }
 
 
-EMOJIMEM_MODELS = ("emojimem-v2-ddpm", "emojimem-ddpm", "emojimem-ambient")
+EMOJIMEM_MODELS = SHIPPED_EMOJIMEM
 
 
 def offered_models() -> list[str]:
