@@ -11,7 +11,7 @@ from memdemo.errors import MemdemoError
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
 
-DEFAULT_MODEL = os.environ.get("MEMDEMO_MODEL", "emojimem-ddpm")
+DEFAULT_MODEL = os.environ.get("MEMDEMO_MODEL", "emojimem-v2-ddpm")
 
 
 def parse_args() -> argparse.Namespace:
