@@ -165,7 +165,7 @@ def test_a_memorized_example_shows_the_copy_and_its_verdicts(server, browser, tm
     expected = first_memorized_example()  # the first example of the first group, labelled "PROMPT · seed N — …"
     first_example = (By.XPATH, f"//button[starts-with(normalize-space(.), '{expected} · seed')]")
     first = WebDriverWait(browser, 60).until(expected_conditions.element_to_be_clickable(first_example))
-    assert "You should see" in first.text
+    assert "Measured:" in first.text
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", first)
     first.click()
     WebDriverWait(browser, RUN_TIMEOUT, poll_frequency=0.5).until(

@@ -105,7 +105,8 @@ def summarize(trace: Trace, judgements: dict[str, Judgement | None], guide_thres
     parts = [verdict_sentence("Baseline", judgements["baseline"]), verdict_sentence(label, judgements["mitigated"])]
     fired = [s for s in mit.steps if s.active]
     if any(s.threshold is not None for s in mit.steps) and guide_threshold is not None:
-        gate_open = sum(s.similarity is not None and s.similarity > s.threshold for s in mit.steps)
+        # the gate reads σ_t before guidance (recorded as the "sigma" scale); the plotted σ_t is after it
+        gate_open = sum(s.scales.get("sigma", s.similarity or 0) > s.threshold for s in mit.steps)
         counts = {name: sum(term in s.terms for s in fired) for term, name in TERM_NAMES.items()}
         terms = ", ".join(f"{name} on {n}" for name, n in counts.items() if n) or "no term"
         parts.append(
