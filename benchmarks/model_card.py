@@ -224,8 +224,7 @@ def v2_markdown() -> str:
         "![recipe study](../benchmarks/recipe_study.png)",
         "**Training, across sessions** (each run resumes from `training/NAME/checkpoint/`; CPU time is process time, "
         "all threads):",
-        "| run | objective | steps done | samples | CPU hours | wall hours | resumes |",
-        "|---|---|---|---|---|---|---|",
+        "| run | objective | steps done | samples | CPU hours | wall hours | resumes |\n|---|---|---|---|---|---|---|",
     ]
     for objective, name in V2_RUNS.items():
         config = REPO / "training" / name / "config.json"
