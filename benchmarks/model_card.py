@@ -238,6 +238,13 @@ def v2_markdown() -> str:
             f"\n| `{name}` | {objective}{nature} | {card['steps_done']:,} of {card['hyperparameters']['steps']:,} "
             f"| {samples:,} | {card['cpu_seconds'] / 3600:.2f} | {card['train_seconds'] / 3600:.2f} | {resumes} |"
         )
+    shipped = REPO / "assets" / "emojimem-v2-ddpm" / "config.json"
+    if shipped.is_file():
+        steps = json.loads(shipped.read_text(encoding="utf-8"))["card"]["steps_done"]
+        parts.append(
+            f"The demo ships the DDPM run's snapshot at step {steps:,} (`assets/emojimem-v2-ddpm`): the targets, "
+            "examples, method sheet and screenshots were measured on it; the run goes on in `training/`."
+        )
     autoencoder = REPO / "training" / "emojimem-vae" / "card.json"
     if autoencoder.is_file():
         ae = json.loads(autoencoder.read_text(encoding="utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -51,45 +52,28 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     copydet.set_defaults(run=_train_copydet)
 
 
+def config_from_args(cls: type, args: argparse.Namespace):
+    """A trainer config from the parsed options of the same names (paths as strings); unset options keep defaults."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    values = {key: value for key, value in vars(args).items() if key in names}
+    values = {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+    return cls(**values)
+
+
 def _train(args: argparse.Namespace) -> None:
-    config = TrainConfig(
-        objective=args.objective,
-        t_nature=args.t_nature,
-        prediction=args.prediction,
-        min_snr_gamma=args.min_snr_gamma,
-        autoencoder=None if args.autoencoder is None else str(args.autoencoder),
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        max_cpu_minutes=args.max_cpu_minutes,
-    )
+    config = config_from_args(TrainConfig, args)
     card = train(config, EmojiMem.load(args.dataset), args.out, checked_device(args.device))
     print(json.dumps(card, indent=1))
 
 
 def _train_autoencoder(args: argparse.Namespace) -> None:
-    config = AutoencoderTrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        max_cpu_minutes=args.max_cpu_minutes,
-    )
+    config = config_from_args(AutoencoderTrainConfig, args)
     card = train_autoencoder(config, EmojiMem.load(args.dataset), args.out, checked_device(args.device))
     print(json.dumps(card, indent=1))
 
 
 def _train_copydet(args: argparse.Namespace) -> None:
-    config = CopydetTrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        noise_aware=args.noise_aware,
-        input_blur=args.input_blur,
-    )
+    config = config_from_args(CopydetTrainConfig, args)
     dataset = EmojiMem.load(args.dataset)
     model = train_copydet(config, dataset, args.out, checked_device(args.device))
     calibration = calibrate_copydet(model, dataset)
