@@ -168,7 +168,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         scheduler = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")
                     model_info = gr.Markdown(model_note(default_model), visible=bool(model_note(default_model)))
                     with gr.Row():
-                        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+                        seed = gr.Number(0, label="Seed", precision=0)
                         randomize = gr.Button("🎲", size="sm", scale=0, min_width=40)
                         steps = gr.Slider(1, 200, value=50, step=1, label="Steps")
                         cfg = gr.Slider(0, 30, value=7.5, step=0.5, label="CFG scale s0")
@@ -323,7 +323,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             )
             with gr.Row():
                 compare_prompt = gr.Textbox(value=example_prompt, label="Prompt")
-                compare_seed = gr.Number(example_seed, label="Seed", precision=0, minimum=0)
+                compare_seed = gr.Number(example_seed, label="Seed", precision=0)
                 compare_model = gr.Dropdown(choices, value=default_model, label="Model")
             compare_button = gr.Button("Compare", variant="primary")
             grid = gr.Gallery(label="Baseline and every method", columns=4, object_fit="contain", format="png")
@@ -358,7 +358,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             gr.Markdown(measured_models())
             with gr.Row():
                 models_prompt = gr.Textbox(value=example_prompt, label="Prompt")
-                models_seed = gr.Number(example_seed, label="Seed", precision=0, minimum=0)
+                models_seed = gr.Number(example_seed, label="Seed", precision=0)
             models_button = gr.Button("Sample both models", variant="primary")
             twins = gr.Gallery(label="EmojiMem-DDPM vs EmojiMem-Ambient (CFG 7.5, 50 DDIM steps)", columns=2)
 
