@@ -12,7 +12,9 @@ from safetensors.torch import load_file, save_file
 from memdemo.errors import MemdemoError
 
 STATE_FILE = "state.json"
-TENSOR_FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors")
+TENSOR_FILES = ("model.safetensors", "ema.safetensors")
+# One file per AdamW slot (exp_avg, exp_avg_sq, step) keeps every tracked file under 16 MB.
+OPTIMIZER_PATTERN = "optimizer-*.safetensors"
 
 
 def _cpu_tensors(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -29,12 +31,14 @@ def save_checkpoint(
     save_file(_cpu_tensors(model.state_dict()), str(folder / TENSOR_FILES[0]))
     save_file(_cpu_tensors(ema.state_dict()), str(folder / TENSOR_FILES[1]))
     optimizer_state = optimizer.state_dict()
-    tensors = {
-        f"{param}.{name}": value.detach().contiguous().cpu().reshape(value.shape)
-        for param, slots in optimizer_state["state"].items()
-        for name, value in slots.items()
-    }
-    save_file(tensors, str(folder / TENSOR_FILES[2]))
+    by_slot: dict[str, dict[str, torch.Tensor]] = {}
+    for param, slots in optimizer_state["state"].items():
+        for name, value in slots.items():
+            by_slot.setdefault(name, {})[f"{param}.{name}"] = value.detach().contiguous().cpu().reshape(value.shape)
+    for old in folder.glob(OPTIMIZER_PATTERN):
+        old.unlink()
+    for name, tensors in by_slot.items():
+        save_file(tensors, str(folder / f"optimizer-{name}.safetensors"))
     state = {**state, "param_groups": optimizer_state["param_groups"]}
     temporary = folder / (STATE_FILE + ".tmp")
     temporary.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
@@ -56,9 +60,15 @@ def load_checkpoint(
     a MemdemoError that names the folder and the fix."""
     try:
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-        model_state, ema_state, optimizer_tensors = (load_file(str(folder / name)) for name in TENSOR_FILES)
+        model_state, ema_state = (load_file(str(folder / name)) for name in TENSOR_FILES)
         model.load_state_dict(model_state)
         ema.load_state_dict(ema_state)
+        optimizer_files = sorted(folder.glob(OPTIMIZER_PATTERN))
+        if not optimizer_files:
+            raise OSError(f"no {OPTIMIZER_PATTERN} files")
+        optimizer_tensors: dict[str, torch.Tensor] = {}
+        for path in optimizer_files:
+            optimizer_tensors |= load_file(str(path))
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in optimizer_tensors.items():
             param, name = key.split(".", 1)
