@@ -25,7 +25,10 @@ from memdemo.reference.index import ReferenceIndex
 from memdemo.training.augment import copy_edit
 from memdemo.training.copydet import (
     CopydetTrainConfig,
+    adversarial_view,
     calibrate_copydet,
+    draw_batch,
+    look_alikes,
     nt_xent,
     threshold_for_precision,
     train_copydet,
@@ -38,6 +41,38 @@ def test_nt_xent_matches_hand_computed_value():
     views = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     # each anchor: its pair at cosine 1, the two others at 0 → −log(e / (e + 2))
     assert nt_xent(views, views.clone(), temperature=1.0).item() == pytest.approx(math.log((math.e + 2) / math.e))
+
+
+def test_look_alikes_match_shape_not_colour_and_never_the_image_itself():
+    disc = (torch.arange(32)[:, None] - 16) ** 2 + (torch.arange(32)[None] - 16) ** 2 < 100
+    bar = torch.zeros(32, 32, dtype=torch.bool)
+    bar[:, 12:20] = True
+    red_disc, blue_disc, red_bar = (
+        torch.where(shape, torch.tensor(colour)[:, None, None], torch.ones(3, 1, 1))
+        for shape, colour in ((disc, [1.0, 0.0, 0.0]), (disc, [0.0, 0.0, 1.0]), (bar, [1.0, 0.0, 0.0]))
+    )
+    neighbours = look_alikes(torch.stack([red_disc, blue_disc, red_bar]), count=1)
+    assert neighbours[:, 0].tolist() == [1, 0, 0]  # the red bar's nearest is a disc: it is never itself
+
+
+def test_hard_negative_batches_pair_each_anchor_with_a_look_alike():
+    neighbours = torch.tensor([[1, 2], [0, 2], [0, 1], [2, 1]])
+    batch = draw_batch(4, 8, neighbours, torch.Generator().manual_seed(0))
+    assert len(batch) == 8
+    assert all(batch[4 + i].item() in neighbours[batch[i]].tolist() for i in range(4))
+    plain = draw_batch(4, 8, None, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, torch.randint(4, (8,), generator=torch.Generator().manual_seed(0)))
+
+
+def test_adversarial_view_stays_in_its_ball_and_lowers_the_cosine():
+    torch.manual_seed(0)
+    model = CopyDetector(CopydetConfig(width=8, dim=16))
+    images = torch.rand(16, 3, 32, 32) * 0.8 + 0.1
+    anchors = model(images).detach()
+    attacked = adversarial_view(model, anchors, images, 0.03, torch.Generator().manual_seed(0))
+    assert (attacked - images).abs().max() <= 0.03 + 1e-6 and attacked.min() >= 0 and attacked.max() <= 1
+    with torch.no_grad():
+        assert (model(attacked) * anchors).sum(1).mean() < (model(images) * anchors).sum(1).mean() - 1e-4
 
 
 def test_threshold_for_precision_by_hand():

@@ -48,6 +48,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     copydet = commands.add_parser("train-copydet", help="train and calibrate the copydet descriptor, resumable")
     copydet.add_argument("--noise-aware", action="store_true", help="degrade one view like an early, noisy x̂0")
     copydet.add_argument("--input-blur", type=float, default=0.0, help="σ of a fixed Gaussian blur on the input")
+    copydet.add_argument(
+        "--adversarial", type=float, default=0.0, help="L∞ radius of an attack on one view (robust to G_sim's edits)"
+    )
+    copydet.add_argument("--hard-negatives", action="store_true", help="half of each batch: look-alikes of the rest")
     _common(copydet, CopydetTrainConfig(), "assets/emojimem-copydet")
     copydet.set_defaults(run=_train_copydet)
 

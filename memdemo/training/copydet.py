@@ -20,11 +20,13 @@ from memdemo.training.augment import copy_edit
 from memdemo.training.loop import LoopState, run_card, run_loop, settings_from
 
 TARGET_PRECISION = 0.9
+ATTACK_RADIUS = 0.03  # L∞, on the 0–1 scale: about 8/255, the usual budget for 32×32 images
 
 
 @dataclass(frozen=True)
 class CopydetTrainConfig:
-    """Hyperparameters: NT-Xent at τ = 0.1, batch 128, ~1,000 steps on CPU (docs/decisions.md §9)."""
+    """Hyperparameters: NT-Xent at τ = 0.1, batch 128 (docs/decisions.md §9). `adversarial` is the L∞ radius of an
+    attack on the second view; `hard_negatives` fills half of each batch with look-alikes of the other half."""
 
     steps: int = 1000
     batch_size: int = 128
@@ -34,6 +36,8 @@ class CopydetTrainConfig:
     ema_decay: float = 0.995
     noise_aware: bool = False
     input_blur: float = 0.0
+    adversarial: float = 0.0
+    hard_negatives: bool = False
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 50
@@ -47,6 +51,40 @@ def nt_xent(first: torch.Tensor, second: torch.Tensor, temperature: float) -> to
     n = len(first)
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(logits.device)
     return F.cross_entropy(logits, targets)
+
+
+def adversarial_view(
+    model: torch.nn.Module, anchors: torch.Tensor, view: torch.Tensor, radius: float, generator: torch.Generator
+) -> torch.Tensor:
+    """The view moved within an L∞ ball of `radius` to lower its cosine to the anchor embeddings: one signed-gradient
+    step from a random start (FGSM-RS, Wong et al. 2020), so the descriptor learns to ignore the small edits G_sim
+    makes."""
+    start = (torch.rand(view.shape, generator=generator) * 2 - 1).to(view) * radius
+    delta = start.requires_grad_(True)
+    with torch.enable_grad():
+        cosine = (anchors.detach() * model((view + delta).clamp(0, 1))).sum()
+        (gradient,) = torch.autograd.grad(cosine, delta)
+    delta = (delta.detach() - 1.25 * radius * gradient.sign()).clamp(-radius, radius)
+    return (view + delta).clamp(0, 1)
+
+
+def look_alikes(images: torch.Tensor, count: int = 8) -> torch.Tensor:
+    """For each image, the rows of its `count` nearest other images by mean-removed grey level (shape, not colour)."""
+    grey = images.mean(1).flatten(1)
+    grey = F.normalize(grey - grey.mean(1, keepdim=True), dim=1)
+    similarity = grey @ grey.T
+    similarity.fill_diagonal_(-2.0)
+    return similarity.topk(count, dim=1).indices
+
+
+def draw_batch(count: int, size: int, neighbours: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """`size` random rows of `count`; with `neighbours`, the second half are look-alikes of the first half."""
+    if neighbours is None:
+        return torch.randint(count, (size,), generator=generator)
+    half = size // 2
+    anchors = torch.randint(count, (size - half,), generator=generator)
+    pick = torch.randint(neighbours.shape[1], (half,), generator=generator)
+    return torch.cat([anchors, neighbours[anchors[:half], pick]])
 
 
 def training_images(dataset: EmojiMem) -> torch.Tensor:
@@ -68,11 +106,15 @@ def train_copydet(
     images = training_images(dataset)
     generator = torch.Generator().manual_seed(config.seed)
 
+    neighbours = look_alikes(images) if config.hard_negatives else None
+
     def train_step(step: int) -> torch.Tensor:
-        batch = images[torch.randint(len(images), (config.batch_size,), generator=generator)]
-        first = copy_edit(batch, generator)
-        second = copy_edit(batch, generator, degrade=config.noise_aware)
-        return nt_xent(model(first.to(device)), model(second.to(device)), config.temperature)
+        batch = images[draw_batch(len(images), config.batch_size, neighbours, generator)]
+        first = model(copy_edit(batch, generator).to(device))
+        second = copy_edit(batch, generator, degrade=config.noise_aware).to(device)
+        if config.adversarial > 0:
+            second = adversarial_view(model, first, second, config.adversarial, generator)
+        return nt_xent(first, model(second), config.temperature)
 
     def write(state: LoopState) -> None:
         save_copydet(out, copy.deepcopy(ema).cpu().eval(), run_card(state, config, device))
@@ -115,6 +157,9 @@ def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: i
         [(model(copy_edit(holdout, generator)) * holdout_embeddings).sum(1).numpy() for _ in range(edits_per_image)]
     )
     threshold, tpr, fpr, reached = threshold_for_precision(positives, negatives)
+    edits = copy_edit(holdout, generator)
+    attacked = model(adversarial_view(model, holdout_embeddings, edits, ATTACK_RADIUS, generator))
+    under_attack = float(np.mean((attacked * holdout_embeddings).sum(1).numpy() > threshold))
     return {
         "threshold": threshold,
         "target_precision": TARGET_PRECISION,
@@ -122,6 +167,8 @@ def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: i
         "precision": round(tpr / (tpr + fpr), 4),
         "copies_detected": round(tpr, 4),
         "distinct_flagged": round(fpr, 4),
+        "copies_detected_under_attack": round(under_attack, 4),
+        "attack_radius": ATTACK_RADIUS,
         "at_0.5": {
             "copies_detected": round(float(np.mean(positives > 0.5)), 4),
             "distinct_flagged": round(float(np.mean(negatives > 0.5)), 4),
@@ -131,7 +178,8 @@ def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: i
         "protocol": (
             f"{edits_per_image} random copy edits (the training augmentations) of "
             "each holdout emoji vs the emoji; negatives: each holdout emoji vs its nearest training emoji by this "
-            "descriptor; precision = TPR / (TPR + FPR) with equal class weights"
+            "descriptor; precision = TPR / (TPR + FPR) with equal class weights; under attack: one more copy edit "
+            f"of each, moved within L∞ {ATTACK_RADIUS} to lower its cosine (FGSM with a random start)"
         ),
     }
 
