@@ -16,17 +16,17 @@ from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
 
 
-def _row(method, nl2, own, seconds, copydet=None, copydet_own=None, prompt_set="duplicated", fired=()):
+def _row(method, nl2, own, seconds, copydet=None, copydet_own=None, prompt_set="duplicated", fired=(), speckle=None):
     return {"model": "m", "prompt_set": prompt_set, "method": method, "pixel_similarity": 1 - nl2 / 2, "nl2": nl2,
             "own": own, "seconds": seconds, "copydet_similarity": copydet, "copydet_own": copydet_own,
-            "fired_steps": list(fired)}  # fmt: skip
+            "fired_steps": list(fired), "speckle": speckle}  # fmt: skip
 
 
 def test_summary_matches_hand_computed_numbers(tmp_path):
     rows = [
-        _row("baseline", 0.2, True, 1.0, 0.95, True),
-        _row("baseline", 1.0, True, 2.0, 0.85, True),
-        _row("baseline", 1.39, False, 3.0, 0.45, False),
+        _row("baseline", 0.2, True, 1.0, 0.95, True, speckle=0.01),
+        _row("baseline", 1.0, True, 2.0, 0.85, True, speckle=0.04),
+        _row("baseline", 1.39, False, 3.0, 0.45, False, speckle=0.02),
         _row("baseline", 1.8, None, 6.0, 0.3, None),
         _row("amg-main", 1.6, False, 4.0, fired=(0, 1, 2)),
         _row("amg-main", 1.5, False, 2.0, prompt_set="holdout", fired=(7,)),
@@ -46,9 +46,11 @@ def test_summary_matches_hand_computed_numbers(tmp_path):
     assert base["share_nl2_lt_1.6"] == pytest.approx(3 / 4)  # 1.8 is not
     assert base["own_nn_pixel"] == pytest.approx(2 / 3)
     assert base["frechet_copydet"] == 2.5 and base["mean_seconds"] == pytest.approx(3.0)
+    assert base["speckle_median"] == pytest.approx(0.02)  # median of [0.01, 0.02, 0.04]; the missing one is skipped
     amg = table["duplicated", "amg-main"]
     assert (amg["n"], amg["copy_share_nl2_lt_1.4"], amg["share_nl2_lt_1.6"], amg["own_nn_pixel"]) == (1, 0.0, 0.0, 0.0)
     assert amg["copydet_p95"] is None and amg["copy_share_copydet"] is None and amg["frechet_copydet"] is None
+    assert amg["speckle_median"] is None
     assert base["mean_steps_guided"] == 0 and amg["mean_steps_guided"] == 3
     holdout = table["holdout", "amg-main"]
     assert (holdout["n"], holdout["mean_steps_guided"]) == (2, 0.5)

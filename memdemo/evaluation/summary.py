@@ -12,6 +12,7 @@ import numpy as np
 
 from memdemo.evaluation.detection import detection_markdown, detection_table, plot_roc
 from memdemo.evaluation.methods import EvaluationError
+from memdemo.evaluation.quality import speckle
 from memdemo.evaluation.runner import SAMPLES_FILE, read_rows
 from memdemo.evaluation.scoring import LOOSE_THRESHOLD, CopydetScorer, pixel_scores, read_images
 from memdemo.paths import benchmarks_dir
@@ -39,11 +40,13 @@ COLUMNS = (
     ("share_nl2_lt_1.6", "nL2 < 1.6", 3),
     ("own_nn_pixel", "own NN (pixel)", 3),
     ("frechet_copydet", "FD (copydet)", 3),
+    ("speckle_median", "speckle", 4),
     ("mean_seconds", "s/image", 2),
 )
 # What a reader needs first: how often the method acted, copies and own-NN at both levels, the quality proxy.
 KEY_COLUMNS = ("prompt_set", "method", "n", "mean_steps_guided", "copy_share_copydet", "share_copydet_gt_0.5",
-               "own_nn_copydet", "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet")  # fmt: skip
+               "own_nn_copydet", "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet",
+               "speckle_median")  # fmt: skip
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -79,6 +82,8 @@ def score_images(
     if not scored:
         return {}
     images = read_images([row["image_path"] for row in scored])
+    for row, value in zip(scored, speckle(images), strict=True):
+        row["speckle"] = float(value)
     if pixel_index is not None and images.shape[1] == pixel_index.image_size:
         nl2s, nearest = pixel_scores(images, pixel_index)
         for row, nl2, nearest_id in zip(scored, nl2s, nearest, strict=True):
@@ -132,6 +137,7 @@ def summarize(
                 "share_nl2_lt_1.6": _share([v < NL2_STRICT_THRESHOLD for v in nl2s]),
                 "own_nn_pixel": _share([bool(v) for v in _values(members, "own")]),
                 "frechet_copydet": (frechet or {}).get(group),
+                "speckle_median": _percentile(_values(members, "speckle"), 50),
                 "mean_seconds": sum(seconds) / len(seconds) if seconds else None,
             }
         )
@@ -173,8 +179,9 @@ def legend(threshold: float | None) -> str:
         "convention). Pixel level: nL2 (AMG Eq. 8) to the nearest training image, top 5% = 5th percentile, top 1 = "
         "minimum; nL2 < 1.4 is the paper's CIFAR-10 copy rule, < 1.6 its looser column. Own NN = share whose nearest "
         "training image is the prompt's own emoji. FD = Fréchet distance of the group's copydet embeddings to the "
-        "unique training emoji (a quality proxy; biased upward for small n, compare equal n). s/image = wall time of "
-        "the Generation that made the sample (baseline and mitigated batched together)."
+        "unique training emoji (a quality proxy; biased upward for small n, compare equal n). Speckle = median of "
+        "mean |x − median3×3(x)| on the 0–1 scale, isolated-pixel noise (a clean emoji is near 0). s/image = wall "
+        "time of the Generation that made the sample (baseline and mitigated batched together)."
     )
 
 
