@@ -134,6 +134,46 @@ def _square(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square, dtype=np.uint8)
 
 
+def read_image(path: Path, size: int, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
+    """An image file as uint8 (size, size, 3), prepared as indexes store images (transparency onto white,
+    centre-cropped, resized), or a MemdemoError that names the file (as `name`), the problem and the fix."""
+    name = name or str(path)
+    try:
+        with Image.open(path) as opened:
+            if max_pixels is not None and opened.width * opened.height > max_pixels:
+                raise MemdemoError(
+                    f"{name} is {opened.width}×{opened.height} pixels; images are limited to {max_pixels:,} pixels, "
+                    "so resize it first"
+                )
+            return _square(opened, size)
+    except FileNotFoundError as error:
+        raise MemdemoError(f"{name} does not exist") from error
+    except Image.DecompressionBombError as error:
+        limit = max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow refuses twice its warning size
+        raise MemdemoError(f"{name} is too large: images are limited to {limit:,} pixels; resize it first") from error
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise MemdemoError(
+            f"{name} is not an image Pillow can read; use a PNG, JPEG or WebP image file instead"
+        ) from error
+
+
+def image_set(images: list[np.ndarray], labels: list[str], captions: list[str], skipped: list[Path]) -> ImageFolder:
+    """Images with their labels and captions, unique by content: a file whose pixels equal an earlier one's adds a
+    copy to that entry."""
+    unique, entries, rows, duplicates = [], [], {}, 0
+    for pixels, label, caption in zip(images, labels, captions, strict=True):
+        digest = hashlib.sha256(pixels.tobytes()).hexdigest()
+        if digest in rows:
+            entry = entries[rows[digest]]
+            entries[rows[digest]] = replace(entry, copies=entry.copies + 1)
+            duplicates += 1
+            continue
+        rows[digest] = len(entries)
+        entries.append(IndexEntry(len(entries), caption, 1, label))
+        unique.append(pixels)
+    return ImageFolder(np.stack(unique), entries, skipped, duplicates)
+
+
 def load_image_folder(folder: Path, size: int = FOLDER_IMAGE_SIZE) -> ImageFolder:
     """Every file under `folder` that Pillow reads as an image, in path order; any other file is skipped and
     counted (caption sidecars excepted). Fails when not one image is readable."""
@@ -142,32 +182,24 @@ def load_image_folder(folder: Path, size: int = FOLDER_IMAGE_SIZE) -> ImageFolde
     sidecar = _sidecar_captions(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     stems = {p.with_suffix("") for p in files if p.suffix.lower() != ".txt"}
-    images, entries, skipped, rows, duplicates = [], [], [], {}, 0
+    images, labels, captions, skipped = [], [], [], []
     for path in files:
         if path.name == CAPTIONS_FILE or (path.suffix.lower() == ".txt" and path.with_suffix("") in stems):
             continue  # a caption sidecar
         try:
-            with Image.open(path) as opened:
-                pixels = _square(opened, size)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            images.append(read_image(path, size))
+        except MemdemoError:
             skipped.append(path)
             continue
-        digest = hashlib.sha256(pixels.tobytes()).hexdigest()
-        if digest in rows:
-            entry = entries[rows[digest]]
-            entries[rows[digest]] = replace(entry, copies=entry.copies + 1)
-            duplicates += 1
-            continue
         relative = path.relative_to(folder).as_posix()
-        rows[digest] = len(entries)
-        entries.append(IndexEntry(len(entries), _caption(path, relative, sidecar), 1, relative))
-        images.append(pixels)
+        labels.append(relative)
+        captions.append(_caption(path, relative, sidecar))
     if not images:
         found = f"; {len(skipped)} other files were skipped" if skipped else ""
         raise MemdemoError(
             f"{folder} holds no images Pillow can read (PNG, JPEG, WebP, ...){found}; pass a folder of image files"
         )
-    return ImageFolder(np.stack(images), entries, skipped, duplicates)
+    return image_set(images, labels, captions, skipped)
 
 
 def _build_from_image_folder(args: argparse.Namespace) -> None:
@@ -189,23 +221,8 @@ MAX_QUERY_PIXELS = 16_000_000
 
 
 def load_query_image(path: Path, size: int) -> np.ndarray:
-    """An image file as uint8 (1, size, size, 3), prepared as indexed folder images are: transparency onto white,
-    centre-cropped to a square, resized to the index's image size."""
-    try:
-        with Image.open(path) as opened:
-            if opened.width * opened.height > MAX_QUERY_PIXELS:
-                raise MemdemoError(
-                    f"{path} is {opened.width}×{opened.height} pixels; query images are limited to "
-                    f"{MAX_QUERY_PIXELS:,} pixels, so resize it first"
-                )
-            return _square(opened, size)[None]
-    except FileNotFoundError as error:
-        raise MemdemoError(f"{path} does not exist") from error
-    except Image.DecompressionBombError as error:
-        message = f"{path} is too large: query images are limited to {MAX_QUERY_PIXELS:,} pixels; resize it first"
-        raise MemdemoError(message) from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise MemdemoError(f"{path} is not an image Pillow can read; pass a PNG or JPEG file") from error
+    """An image file as uint8 (1, size, size, 3), prepared as indexed folder images are."""
+    return read_image(path, size, MAX_QUERY_PIXELS)[None]
 
 
 def _query(args: argparse.Namespace) -> None:

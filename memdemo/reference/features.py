@@ -155,10 +155,15 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float().div(255)
 
 
-def embed_images(feature: Feature, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-    """Feature vectors (float32, C-contiguous) of uint8 images, computed in batches without gradients (of the
-    feature's own `batch_size` when it has one, else 256)."""
+def embed_images(
+    feature: Feature, images: np.ndarray, batch_size: int | None = None, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """Feature vectors (float32, C-contiguous) of uint8 images, computed on `device` in batches without gradients (of
+    the feature's own `batch_size` when it has one, else 256)."""
     batch_size = batch_size or getattr(feature, "batch_size", 256)
     with torch.no_grad():
-        chunks = [feature(images_to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        chunks = [
+            feature(images_to_tensor(images[i : i + batch_size]).to(device)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
     return np.ascontiguousarray(torch.cat(chunks).numpy(), dtype=np.float32)

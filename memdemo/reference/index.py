@@ -11,6 +11,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import torch
 
 from memdemo.errors import MemdemoError
 from memdemo.reference.features import Feature, embed_images, get_feature
@@ -89,12 +90,14 @@ class ReferenceIndex:
         return len(self.entries)
 
     @classmethod
-    def from_images(cls, images: np.ndarray, entries: list[IndexEntry], feature: str | Feature) -> ReferenceIndex:
-        """Embed uint8 (N, S, S, 3) images with `feature` and index them."""
+    def from_images(
+        cls, images: np.ndarray, entries: list[IndexEntry], feature: str | Feature, device: str | torch.device = "cpu"
+    ) -> ReferenceIndex:
+        """Embed uint8 (N, S, S, 3) images with `feature` on `device` and index them."""
         feature = get_feature(feature) if isinstance(feature, str) else feature
         if len(images) != len(entries):
             raise ValueError(f"{len(images)} images but {len(entries)} entries")
-        vectors = embed_images(feature, images)
+        vectors = embed_images(feature, images, device=device)
         metric = faiss.METRIC_L2 if feature.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         index = faiss.IndexFlat(vectors.shape[1], metric)
         if feature.metric == "cosine":
