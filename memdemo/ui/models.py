@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from memdemo.backends import SHIPPED_EMOJIMEM, Backend, load_backend, sd_availability
-from memdemo.backends.emojimem import EmojiMemBackend
+from memdemo.backends.emojimem import WEIGHTS_FILE, EmojiMemBackend
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.scoring import PIXEL_INDEX, CopydetScorer
 from memdemo.guidance import SimilarityMonitor
@@ -16,6 +17,7 @@ from memdemo.paths import DEFAULT_GUIDE_INDEX
 from memdemo.reference.index import ReferenceIndex
 from memdemo.ui.judge import Judge
 from memdemo.ui.live import Verdicts
+from memdemo.ui.reference_upload import SessionReference
 
 LABELS = {
     "emojimem-v2-ddpm": "EmojiMem v2 (memorizes exactly)",
@@ -40,15 +42,24 @@ def has_reference(model: str) -> bool:
     return model in EMOJIMEM_MODELS or model == "emojimem-random"
 
 
-def model_note(model: str) -> str:
-    """One line under the model choice: what it is, and for Stable Diffusion what it costs and what is unavailable."""
+def is_stable_diffusion(model: str) -> bool:
+    """Whether `model` is a Stable Diffusion alias, Hub id or folder (not EmojiMem), as `load_backend` decides."""
+    return not has_reference(model) and not (Path(model) / WEIGHTS_FILE).is_file()
+
+
+def model_note(model: str, uploaded: bool = False) -> str:
+    """One line under the model choice: what it is, for Stable Diffusion what it costs, and whether AMG can run (with
+    `uploaded` reference images of this session, or how to get a reference)."""
     if has_reference(model):
         return ""
     sd = sd_availability().message if model == "sd-v1-4" else ""
+    if uploaded:
+        return f"{sd} σ_t, AMG and the verdicts use the reference images you uploaded (this session only).".strip()
     return (
-        f"{sd} AMG is unavailable here: it needs a reference set of the model's training images, built with "
-        "`python -m memdemo index build --images FOLDER --features dinov2 --out INDEX` and passed to "
-        "`memdemo generate --index INDEX`; the transition methods and the d_t plot work without one."
+        f"{sd} AMG is unavailable here: it needs a reference set of the model's training images. Upload reference "
+        "images below, or build an index with `python -m memdemo index build --images FOLDER --features dinov2 "
+        "--out INDEX` and pass it to `memdemo generate --index INDEX`; the transition methods and the d_t plot work "
+        "without one."
     ).strip()
 
 
@@ -66,9 +77,14 @@ class LoadedModel:
     similarities: dict[str, tuple[SimilarityMonitor, Verdicts]]
     slots: threading.BoundedSemaphore
 
-    def judge(self, level: str = "object") -> tuple[SimilarityMonitor | None, Verdicts]:
-        """The monitor and verdicts of one similarity level (none for models without a reference index)."""
-        return self.similarities.get(level, (None, NO_INDEX))
+    def judge(
+        self, level: str = "object", uploaded: SessionReference | None = None
+    ) -> tuple[SimilarityMonitor | None, Verdicts]:
+        """The monitor and verdicts of one similarity level; for a model without a reference index, those of the
+        session's `uploaded` reference images, else none."""
+        if level in self.similarities or uploaded is None:
+            return self.similarities.get(level, (None, NO_INDEX))
+        return uploaded.judge(self.backend)
 
 
 class ModelRegistry:
