@@ -10,6 +10,7 @@ from memdemo.backends import MODELS
 from memdemo.errors import MemdemoError
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
+from memdemo.ui.server import serve
 
 DEFAULT_MODEL = os.environ.get("MEMDEMO_MODEL", "emojimem-v2-ddpm")
 
@@ -26,9 +27,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
-
-
 def main() -> int:
     args = parse_args()
     registry = ModelRegistry(args.device)
@@ -39,9 +37,7 @@ def main() -> int:
     except MemdemoError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    # A full queue answers "busy, try again" instead of growing; only gr.Error messages (ours) reach a client.
-    demo.queue(default_concurrency_limit=registry.concurrency * 2, max_size=QUEUE_SIZE)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False, css=CSS)
+    serve(demo, registry.concurrency * 2, args.host, args.port, CSS, share=args.share)
     return 0
 
 

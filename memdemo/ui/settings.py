@@ -4,11 +4,11 @@ registry, with messages that name the fix."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memdemo.backends import SCHEDULERS
+from memdemo.backends import SCHEDULERS, Backend
 from memdemo.guidance import METHODS, ParameterError, SimilarityMonitor, build_policy, method_spec
 from memdemo.guidance.base import Policy
 from memdemo.sampling import Request
@@ -23,6 +23,15 @@ LIMITS = {
     "cfg": ("CFG scale", 0.0, 30.0),
 }
 RUN_KEYS = ("prompt", "seed", "steps", "cfg", "scheduler", "method", "similarity")
+# AMG options that only one term reads, with that term and its name on the page.
+TERM_OPTIONS = {
+    "c1": ("spe", "G_spe"),
+    "c2": ("dup", "G_dup"),
+    "c3": ("sim", "G_sim"),
+    "sim_through_unet": ("sim", "G_sim"),
+}
+# λ schedules that never read the λ option (the constant one reads it as λ, the calibrated one as its τ).
+FIXED_SCHEDULES = ("official", "emojimem-pixel")
 
 
 class SettingsError(ParameterError):
@@ -128,6 +137,52 @@ def method_params(method: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return spec.check(params)
 
 
+def ignored_options(method: str, params: Mapping[str, Any]) -> list[str]:
+    """A note for each option the method's other options switch off, saying why and the fix (never silent)."""
+    notes = []
+    if method == "amg":
+        for name, (term, label) in TERM_OPTIONS.items():
+            if params[name] is not None and params[name] is not False and term not in params["terms"]:
+                notes.append(f"{name} is ignored: {label} is not ticked in AMG terms; tick {label} or clear {name}.")
+        if params["threshold"] is not None and params["schedule"] in FIXED_SCHEDULES:
+            notes.append(
+                f"λ is ignored: the {params['schedule']} λ_t schedule does not read it; choose the constant schedule "
+                "or clear λ."
+            )
+    if method.startswith("og-") and params["og_scale"] == 0:
+        notes.append(
+            f"Opposite guidance scale λ = 0 is no guidance before the switch, the same run as {method[3:]}; raise λ "
+            "(blank: λ = s0) or choose that method."
+        )
+    return notes
+
+
+def run_timesteps(backend: Backend, settings: RunSettings) -> list[int]:
+    """The timesteps the run will visit, first to last."""
+    scheduler = backend.make_scheduler(settings.scheduler)
+    scheduler.set_timesteps(settings.steps)
+    return [int(t) for t in scheduler.timesteps]
+
+
+def transition_notes(settings: RunSettings, timesteps: Sequence[int]) -> list[str]:
+    """A note when the switch t lies outside the run's timesteps: the method never acts, or a static switch never
+    comes (the run keeps the scale before the switch, or opposite guidance, to the end)."""
+    if "switch_t" not in settings.params:
+        return []
+    switch_t, first, last = settings.params["switch_t"], timesteps[0], timesteps[-1]
+    if switch_t >= first:
+        return [
+            f"switch t = {switch_t} is at or above the first step's t ({first}): {settings.method} switches to CFG "
+            f"at once and never acts; lower switch t below {first}."
+        ]
+    if switch_t < last and not settings.method.endswith("dtp"):
+        return [
+            f"switch t = {switch_t} is below the last step's t ({last}): {settings.method} never switches to CFG; "
+            f"raise switch t to {last} or more."
+        ]
+    return []
+
+
 def build_settings(values: Mapping[str, Any]) -> tuple[RunSettings, list[str]]:
     """Check every control of one run (keys RUN_KEYS and "method.param"); return the settings and the notes to show,
     or raise SettingsError. Keys that no control has are refused, so a mistyped API call is not silently ignored."""
@@ -152,7 +207,7 @@ def build_settings(values: Mapping[str, Any]) -> tuple[RunSettings, list[str]]:
         params=params,
         similarity=checked_choice("similarity", values.get("similarity", defaults.similarity), SIMILARITY_LEVELS),
     )
-    return settings, notes
+    return settings, notes + ignored_options(method, params)
 
 
 def prompt_and_seed(prompt: Any, seed: Any) -> tuple[RunSettings, list[str]]:

@@ -1,0 +1,140 @@
+"""Serving the demo publicly: the launch options an operator would expect (bounded queue, uploads capped, monitoring
+and run history off, only our messages reach a client) and a request guard that answers a malformed API call with
+one clear line instead of Gradio's internal error (docs/operations.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import gradio as gr
+from gradio.blocks import BlockFunction
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("memdemo.ui")
+
+QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
+MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
+MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
+# The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
+EVENT_ROUTE = re.compile(r"^/gradio_api/(?:queue/join|run/(?P<run>[^/]+)|call/(?P<call>[^/]+))/?$")
+API_PAGE = "/?view=api"
+
+
+def endpoint(fns: Mapping[int, BlockFunction], fn_index: Any, name: str | None) -> BlockFunction | str:
+    """The event a request names (by fn_index, else by its route's api_name), or the message that says it names
+    none."""
+    if fn_index is not None:
+        if isinstance(fn_index, bool) or not isinstance(fn_index, int) or fn_index not in fns:
+            return f"no endpoint has fn_index {fn_index!r}; the endpoints are listed at {API_PAGE}"
+        return fns[fn_index]
+    found = next((fn for fn in fns.values() if name is not None and fn.api_name == name), None)
+    if found is None:
+        return f"no endpoint is named {name!r}; the endpoints are listed at {API_PAGE}"
+    return found
+
+
+def input_problem(fn: BlockFunction, data: list, simple: bool) -> str | None:
+    """Why `data` cannot be `fn`'s inputs (their count, or an example index out of range), else None. The queue and
+    /run take one value per input component (a State's as null); the simple /call API may leave the States out."""
+    visible = sum(not getattr(block, "skip_api", False) for block in fn.inputs)
+    expected = visible if simple else len(fn.inputs)
+    if len(data) != expected and not (simple and len(data) == len(fn.inputs)):
+        count = f"/{fn.api_name} takes {expected} inputs, got {len(data)}"
+        return f"{count}: pass every input in order, as listed at {API_PAGE}"
+    if len(fn.inputs) == 1 and isinstance(fn.inputs[0], gr.Dataset):
+        count, index = len(fn.inputs[0].samples), data[0]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            return f"an example is chosen by its index, a whole number from 0 to {count - 1}, got {index!r}"
+    return None
+
+
+def request_problem(fns: Mapping[int, BlockFunction], route: re.Match, body: bytes) -> str | None:
+    """Why an event request cannot run (not a JSON object with a data list, an unknown endpoint, inputs that do not
+    fit it), else None. Values are checked later, by the handler (memdemo.ui.settings)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        return 'the request body must be a JSON object with a "data" list of the endpoint\'s inputs'
+    simple = route["call"] is not None
+    fn = endpoint(fns, None if simple else payload.get("fn_index"), route["run"] or route["call"])
+    return fn if isinstance(fn, str) else input_problem(fn, payload["data"], simple)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it passes `limit` bytes."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            return None
+    return body
+
+
+class RequestGuard:
+    """ASGI middleware in front of Gradio's event routes: a request whose shape cannot run gets a 400 with one line
+    that names the fix (logged as one line), instead of a 500 or a message that lists Gradio's internals."""
+
+    def __init__(self, app: ASGIApp, blocks: gr.Blocks) -> None:
+        self.app = app
+        self.blocks = blocks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = EVENT_ROUTE.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            problem: str | None = (
+                f"the request is over {MAX_BODY_BYTES // 1024} kB; prompts hold at most 1,000 characters"
+            )
+        else:
+            problem = request_problem(self.blocks.fns, route, body)
+        if problem is not None:
+            log.warning("refused %s: %s", scope["path"], problem)
+            await JSONResponse({"detail": problem}, status_code=413 if body is None else 400)(scope, receive, send)
+            return
+        await self.app(scope, replay(body, receive), send)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that hands the already-read body over once, then waits on the real one (disconnects)."""
+    sent = False
+
+    async def channel() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return channel
+
+
+def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
+    """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
+    gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
+    refused by the guard. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        show_error=False,
+        css=css,
+        max_file_size=MAX_UPLOAD,
+        enable_monitoring=False,
+        run_history=False,
+        app_kwargs={"middleware": [Middleware(RequestGuard, blocks=demo)]},
+        **options,
+    )
