@@ -12,7 +12,7 @@ from functools import partial
 import gradio as gr
 import torch
 
-from memdemo.backends import SCHEDULERS
+from memdemo.backends import SCHEDULERS, checked_device
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.errors import MemdemoError
 from memdemo.evaluation.summary import plain_legend, plain_table, published_rows, takeaway
@@ -21,8 +21,19 @@ from memdemo.paths import assets_dir
 from memdemo.sampling import Generation
 from memdemo.ui.explain import HOW_IT_WORKS
 from memdemo.ui.live import Frame, LiveRun, Verdicts, stopped_text, upscale
-from memdemo.ui.models import LABELS, LoadedModel, ModelRegistry, has_reference, model_note, offered_models
+from memdemo.ui.models import (
+    LABELS,
+    LoadedModel,
+    ModelRegistry,
+    has_reference,
+    is_stable_diffusion,
+    model_note,
+    offered_models,
+)
+from memdemo.ui.reference_upload import MAX_FILE_BYTES, MAX_FILES, SessionReference, build_reference, refusals
 from memdemo.ui.run_folders import RunFolders
+from memdemo.ui.sd_examples import NOTE as SD_EXAMPLES_NOTE
+from memdemo.ui.sd_examples import sd_card, sd_memorized_prompts
 from memdemo.ui.settings import (
     DEFAULT_METHOD,
     build_settings,
@@ -49,6 +60,20 @@ def load_examples() -> dict:
 def memorized_captions() -> list[str]:
     """Every caption duplicated in EmojiMem's training set, sorted, for the searchable list."""
     return sorted(record.caption for record in EmojiMem.load(DEFAULT_DIR).records if record.copies > 1)
+
+
+def grouped_examples(card: dict, inputs: list[gr.components.Component]) -> list[gr.Examples]:
+    """One clickable gr.Examples per group of a card (assets/examples.json, or sd_examples.sd_card())."""
+    return [
+        gr.Examples(
+            [[e["prompt"], e["seed"]] for e in rows],
+            inputs=inputs,
+            label=title,
+            example_labels=[f"{e['prompt']} · seed {e['seed']} — {e['expect']}" for e in rows],
+        )
+        for group, title in card["groups"].items()
+        if (rows := [e for e in card["examples"] if e["group"] == group])
+    ]
 
 
 def first_example(card: dict) -> tuple[str, int]:
@@ -119,6 +144,7 @@ def user_errors() -> Iterator[None]:
 # (AMG's G_sim adds a backward pass through the decoder). Upper bounds for SD v1.4 at 512², not measured on a Space.
 GPU_SECONDS_FIXED, GPU_SECONDS_PER_STEP, GPU_AMG_FACTOR = 20.0, 0.4, 2.0
 COMPARE_GPU_SECONDS = 300
+UPLOAD_GPU_SECONDS = 60  # embedding at most MAX_FILES reference images with a ViT
 
 
 def gpu_seconds(steps: object, method: object) -> int:
@@ -164,6 +190,10 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
     atexit.register(run_folders.cleanup)
     captions = set(EmojiMem.load(DEFAULT_DIR).captions)
     example_prompt, example_seed = first_example(card)
+    sd_default = is_stable_diffusion(default_model)
+
+    def memorized_for(model_name: str) -> list[str]:
+        return sd_memorized_prompts() if is_stable_diffusion(model_name) else memorized
 
     # Gradio caches every streamed frame as a file: sweep files older than an hour, every ten minutes.
     with gr.Blocks(title="memdemo: watch a diffusion model memorize", delete_cache=(600, 3600)) as demo:
@@ -180,25 +210,35 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         model = gr.Dropdown(choices, value=default_model, label="Model")
                         scheduler = gr.Dropdown(list(SCHEDULERS), value="ddim", label="Sampler")
                     model_info = gr.Markdown(model_note(default_model), visible=bool(model_note(default_model)))
+                    with gr.Accordion(
+                        "Reference images: a similarity reference for this session (σ_t, AMG, verdicts)",
+                        open=False,
+                        visible=not has_reference(default_model),
+                    ) as reference_panel:
+                        reference_files = gr.File(
+                            file_count="multiple",
+                            label=f"Up to {MAX_FILES} images (PNG, JPEG, WebP), {MAX_FILE_BYTES // 2**20} MB each; "
+                            "captions are the file names",
+                        )
+                        reference_status = gr.Markdown()
+                    reference = gr.State(None)  # this session's SessionReference, dropped with the session
                     with gr.Row():
                         seed = gr.Number(0, label="Seed", precision=0)
                         randomize = gr.Button("🎲", size="sm", scale=0, min_width=40)
                         steps = gr.Slider(1, 200, value=50, step=1, label="Steps")
                         cfg = gr.Slider(0, 30, value=7.5, step=0.5, label="CFG scale s0")
                     with gr.Accordion("Examples: click one to run it", open=True):
-                        example_sets = [
-                            gr.Examples(
-                                [[e["prompt"], e["seed"]] for e in rows],
-                                inputs=[prompt, seed],
-                                label=title,
-                                example_labels=[f"{e['prompt']} · seed {e['seed']} — {e['expect']}" for e in rows],
-                            )
-                            for group, title in card["groups"].items()
-                            if (rows := [e for e in card["examples"] if e["group"] == group])
-                        ]
+                        with gr.Column(visible=not sd_default) as emojimem_examples:
+                            example_sets = grouped_examples(card, [prompt, seed])
+                        with gr.Column(visible=sd_default) as sd_examples:
+                            gr.Markdown(SD_EXAMPLES_NOTE)
+                            example_sets += grouped_examples(sd_card(), [prompt, seed])
                         with gr.Row():
                             search = gr.Dropdown(
-                                memorized, value=None, label="All memorized captions (type to search)", scale=3
+                                memorized_for(default_model),
+                                value=None,
+                                label="All memorized captions (type to search)",
+                                scale=3,
                             )
                             lucky = gr.Button("Random memorized caption", scale=1)
                 with gr.Column(scale=2):
@@ -260,14 +300,41 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
 
         method.change(show_method, method, [about, *groups.values()], api_name=False)
 
-        def methods_for(model_name: str) -> list:
-            """Only the methods that can run on the chosen model (AMG needs a reference set)."""
-            usable = [(s.label, s.name) for s in METHODS.values() if has_reference(model_name) or not s.needs_monitor]
-            chosen = DEFAULT_METHOD if has_reference(model_name) else "dtp"
-            note = model_note(model_name)
+        def methods_for(model_name: str, uploaded: SessionReference | None) -> list:
+            """Only the methods that can run on the chosen model (AMG needs a reference set, or uploaded images)."""
+            referenced = has_reference(model_name) or uploaded is not None
+            usable = [(s.label, s.name) for s in METHODS.values() if referenced or not s.needs_monitor]
+            chosen = DEFAULT_METHOD if referenced else "dtp"
+            note = model_note(model_name, uploaded is not None)
             return [gr.update(choices=usable, value=chosen), gr.update(value=note, visible=bool(note))]
 
-        model.change(methods_for, model, [method, model_info], api_name=False)
+        model.change(methods_for, [model, reference], [method, model_info], api_name=False)
+
+        def show_model_panels(model_name: str) -> list:
+            """The chosen model's examples and memorized prompts, and the upload where the model has no reference."""
+            sd = is_stable_diffusion(model_name)
+            return [
+                gr.update(visible=not sd),
+                gr.update(visible=sd),
+                gr.update(choices=memorized_for(model_name), value=None),
+                gr.update(visible=not has_reference(model_name)),
+            ]
+
+        panels = [emojimem_examples, sd_examples, search, reference_panel]
+        model.change(show_model_panels, model, panels, api_name=False)
+
+        @partial(gpu, duration=UPLOAD_GPU_SECONDS)
+        def use_reference(files: list[str] | None, model_name: str) -> list:
+            """Index this session's uploaded reference images (no files: drop the reference)."""
+            uploaded = None
+            if files:
+                with refusals():
+                    uploaded = build_reference(files, device=checked_device(registry.device))
+            status = uploaded.describe() if uploaded else ""
+            return [uploaded, status, *methods_for(model_name, uploaded)]
+
+        reference_outputs = [reference, reference_status, method, model_info]
+        reference_files.change(use_reference, [reference_files, model], reference_outputs, api_name="reference")
         outputs = [base_image, base_nearest, base_verdict, mit_image, mit_nearest, mit_verdict]
         outputs += [norm_plot, similarity_plot, strip, summary, slider, own_image, own_text, progress, download]
 
@@ -298,7 +365,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             return gpu_seconds(named.get("steps"), named.get("method"))
 
         @partial(gpu, duration=run_duration)
-        def run(*values) -> Iterator[list]:
+        def run(*inputs) -> Iterator[list]:
+            *values, uploaded = inputs
             named = dict(zip(names.values(), values, strict=True))
             model_name = named.pop("model")
             with user_errors():
@@ -306,8 +374,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             chosen = loaded(model_name)
             for note in notes + transition_notes(settings, run_timesteps(chosen.backend, settings)):
                 gr.Warning(note)
-            monitor, verdicts = chosen.judge(settings.similarity)
-            if verdicts.judge is not None and (note := unknown_prompt_note(settings.prompt, captions)):
+            monitor, verdicts = chosen.judge(settings.similarity, uploaded)
+            if not is_stable_diffusion(model_name) and (note := unknown_prompt_note(settings.prompt, captions)):
                 gr.Info(note)
             with chosen.slots, user_errors():
                 policy = settings.policy(monitor)
@@ -320,14 +388,20 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 for warning in generation.trace.run.warnings:
                     gr.Warning(warning)
 
-        event = generate.click(run, controls, outputs, api_name="generate", show_progress="minimal", preprocess=False)
+        run_inputs = [*controls, reference]
+        event = generate.click(run, run_inputs, outputs, api_name="generate", show_progress="minimal", preprocess=False)
         events = [event]
         events += [
-            e.load_input_event.then(run, controls, outputs, show_progress="minimal", preprocess=False)
+            e.load_input_event.then(run, run_inputs, outputs, show_progress="minimal", preprocess=False)
             for e in example_sets
         ]
         search.input(lambda caption: caption, search, prompt, api_name=False)
-        lucky.click(lambda: memorized[int(torch.randint(len(memorized), ()))], None, prompt, api_name=False)
+
+        def random_memorized(model_name: str) -> str:
+            prompts = memorized_for(model_name)
+            return prompts[int(torch.randint(len(prompts), ()))]
+
+        lucky.click(random_memorized, model, prompt, api_name=False)
         stop.click(on_stop, progress, [summary, base_verdict, mit_verdict], cancels=events, api_name=False)
         randomize.click(lambda: int(torch.randint(0, 2**31 - 1, ()).item()), None, seed, api_name=False)
 
@@ -345,9 +419,9 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             grid = gr.Gallery(label="Baseline and every method", columns=4, object_fit="contain", format="png")
 
         @partial(gpu, duration=COMPARE_GPU_SECONDS)
-        def compare(model_name: str, text: str, seed_value: float) -> Iterator[list]:
+        def compare(model_name: str, text: str, seed_value: float, uploaded: SessionReference | None) -> Iterator[list]:
             chosen = loaded(model_name)
-            monitor, verdicts = chosen.judge()
+            monitor, verdicts = chosen.judge(uploaded=uploaded)
             with user_errors():
                 base, notes = prompt_and_seed(text, seed_value)
             for note in notes:
@@ -368,9 +442,8 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                     items.append(caption_item(generation, verdicts, label, "mitigated"))
                     yield items
 
-        compare_button.click(
-            compare, [compare_model, compare_prompt, compare_seed], grid, api_name="compare", preprocess=False
-        )
+        compare_inputs = [compare_model, compare_prompt, compare_seed, reference]
+        compare_button.click(compare, compare_inputs, grid, api_name="compare", preprocess=False)
 
         with gr.Tab("Models"):
             gr.Markdown(measured_models())
