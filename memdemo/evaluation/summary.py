@@ -163,7 +163,7 @@ def table_markdown(table: list[dict], columns: tuple[str, ...] | None = None) ->
     chosen = [c for c in COLUMNS if columns is None or c[0] in columns]
     lines = ["| " + " | ".join(header for _, header, _ in chosen) + " |", "|" + "---|" * len(chosen)]
     for row in table:
-        lines.append("| " + " | ".join(_cell(row[key], digits) for key, _, digits in chosen) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(key), digits) for key, _, digits in chosen) + " |")
     return lines
 
 
