@@ -81,6 +81,10 @@ def test_threshold_for_precision_by_hand():
     assert threshold_for_precision(positives, negatives) == (0.7, 0.5, 0.0, True)
     # a near-twin negative at 0.95 caps precision: τ = 0.5 gives 3/4 vs 1/4 (0.75), τ = 0.6 gives 2/4 vs 1/4 (0.67);
     # the best with TPR ≥ 0.5 is returned, marked as not reaching 0.9
+    # precision alone would take τ = 0.1 (TPR 1.0, FPR 0.1, precision 0.91); flagging ≤ 5% of distinct pairs moves it
+    # up to 0.6, where no negative is above τ and 90% of the copies still are
+    many_copies, few_look_alikes = np.array([0.9] * 18 + [0.3] * 2), np.array([0.6] * 2 + [0.1] * 18)
+    assert threshold_for_precision(many_copies, few_look_alikes) == (0.6, 0.9, 0.0, True)
     twins = np.array([0.95, 0.5, 0.3, 0.1])
     assert threshold_for_precision(positives, twins) == (0.5, 0.75, 0.25, False)
 

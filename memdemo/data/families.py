@@ -58,3 +58,21 @@ def assign_families(
     roots = [sets.find(i) for i in range(len(name_keys))]
     family_of_root = {root: family for family, root in enumerate(dict.fromkeys(roots))}
     return [family_of_root[root] for root in roots]
+
+
+MIRROR_TWIN_MAE = 0.035  # mean |x − y| on the 0–1 scale
+MIRROR_GAIN = 0.02
+
+
+def mirror_twins(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Rows of `queries` whose left–right mirror image is a near copy of some key (mean |x − y| ≤ 0.035 and at least
+    0.02 closer than unmirrored): the "facing right" variants and moon phases that the name rules do not join."""
+    flat_keys = keys.reshape(len(keys), -1).astype(np.float32) / 255
+    rows = []
+    for row, image in enumerate(queries):
+        plain = np.abs(flat_keys - image.reshape(1, -1).astype(np.float32) / 255).mean(1)
+        mirrored = np.abs(flat_keys - image[:, ::-1].reshape(1, -1).astype(np.float32) / 255).mean(1)
+        best = int(mirrored.argmin())
+        if mirrored[best] <= MIRROR_TWIN_MAE and mirrored[best] + MIRROR_GAIN <= plain[best]:
+            rows.append(row)
+    return np.array(rows, dtype=np.int64)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from memdemo.data.emojimem import EmojiMem
+from memdemo.data.families import mirror_twins
 from memdemo.errors import MemdemoError
 from memdemo.reference.copydet import CALIBRATION_FILE, CopydetConfig, CopyDetector, save_copydet
 from memdemo.reference.features import images_to_tensor
@@ -20,6 +21,7 @@ from memdemo.training.augment import copy_edit
 from memdemo.training.loop import LoopState, run_card, run_loop, settings_from
 
 TARGET_PRECISION = 0.9
+MAX_DISTINCT_FLAGGED = 0.05  # a verdict that calls more than 1 in 20 distinct look-alikes a copy contradicts the eye
 ATTACK_RADIUS = 0.03  # L∞, on the 0–1 scale: about 8/255, the usual budget for 32×32 images
 
 
@@ -125,16 +127,20 @@ def train_copydet(
 
 
 def threshold_for_precision(
-    positives: np.ndarray, negatives: np.ndarray, precision: float = TARGET_PRECISION, min_recall: float = 0.5
+    positives: np.ndarray,
+    negatives: np.ndarray,
+    precision: float = TARGET_PRECISION,
+    max_flagged: float = MAX_DISTINCT_FLAGGED,
+    min_recall: float = 0.5,
 ) -> tuple[float, float, float, bool]:
     """Lowest cosine τ (0.005 grid) that detects ≥ `min_recall` of the copies at balanced precision
-    TPR/(TPR + FPR) ≥ `precision`; if none does, the τ of best precision among those detecting ≥ `min_recall`.
-    Returns (τ, TPR, FPR, target reached)."""
+    TPR/(TPR + FPR) ≥ `precision` while flagging at most `max_flagged` of the distinct pairs; if none does, the τ of
+    best precision among those detecting ≥ `min_recall`. Returns (τ, TPR, FPR, target reached)."""
     grid = np.round(np.arange(-1.0, 1.0001, 0.005), 3)
     rates = [(float(t), float(np.mean(positives > t)), float(np.mean(negatives > t))) for t in grid]
     rates = [(t, tpr, fpr) for t, tpr, fpr in rates if tpr >= min_recall]
     for threshold, tpr, fpr in rates:
-        if tpr / (tpr + fpr) >= precision:
+        if tpr / (tpr + fpr) >= precision and fpr <= max_flagged:
             return threshold, tpr, fpr, True
     candidates = [(tpr / (tpr + fpr), -t, t, tpr, fpr) for t, tpr, fpr in rates]
     if not candidates:
@@ -146,12 +152,16 @@ def threshold_for_precision(
 @torch.no_grad()
 def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: int = 4, seed: int = 1234) -> dict:
     """Positives: copy edits of each holdout emoji vs the emoji itself; negatives: each holdout emoji vs its most
-    similar training emoji (a distinct family, docs/decisions.md §10). Classes weighted equally."""
+    similar training emoji (a distinct family, docs/decisions.md §10), leaving out holdout emoji whose mirror image is
+    in training (a mirrored copy is a copy edit). Classes weighted equally."""
     model = model.cpu().eval()
-    holdout = images_to_tensor(dataset.images[dataset.ids("holdout")])
+    holdout_ids = dataset.ids("holdout")
+    holdout = images_to_tensor(dataset.images[holdout_ids])
     train_embeddings = model(training_images(dataset))
     holdout_embeddings = model(holdout)
-    negatives = (holdout_embeddings @ train_embeddings.T).max(1).values.numpy()
+    twins = mirror_twins(dataset.images[holdout_ids], dataset.images[dataset.ids("train")])
+    distinct = np.setdiff1d(np.arange(len(holdout_ids)), twins)
+    negatives = (holdout_embeddings @ train_embeddings.T).max(1).values.numpy()[distinct]
     generator = torch.Generator().manual_seed(seed)
     positives = np.concatenate(
         [(model(copy_edit(holdout, generator)) * holdout_embeddings).sum(1).numpy() for _ in range(edits_per_image)]
@@ -163,6 +173,7 @@ def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: i
     return {
         "threshold": threshold,
         "target_precision": TARGET_PRECISION,
+        "target_distinct_flagged": MAX_DISTINCT_FLAGGED,
         "target_reached": reached,
         "precision": round(tpr / (tpr + fpr), 4),
         "copies_detected": round(tpr, 4),
@@ -175,11 +186,13 @@ def calibrate_copydet(model: CopyDetector, dataset: EmojiMem, edits_per_image: i
         },
         "positives": len(positives),
         "negatives": len(negatives),
+        "mirror_twins_left_out": len(twins),
         "protocol": (
             f"{edits_per_image} random copy edits (the training augmentations) of "
             "each holdout emoji vs the emoji; negatives: each holdout emoji vs its nearest training emoji by this "
-            "descriptor; precision = TPR / (TPR + FPR) with equal class weights; under attack: one more copy edit "
-            f"of each, moved within L∞ {ATTACK_RADIUS} to lower its cosine (FGSM with a random start)"
+            "descriptor, except those whose mirror image is a training emoji; precision = TPR / (TPR + FPR) with "
+            f"equal class weights; under attack: one more copy edit of each, moved within L∞ {ATTACK_RADIUS} to lower "
+            "its cosine (FGSM with a random start)"
         ),
     }
 
