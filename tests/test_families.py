@@ -1,6 +1,6 @@
 import numpy as np
 
-from memdemo.data.families import assign_families, shape_descriptor
+from memdemo.data.families import assign_families, mirror_twins, shape_descriptor
 
 
 def _disc(colour, radius, size=16):
@@ -29,3 +29,13 @@ def test_names_alone_merge_and_the_size_cap_stops_shape_chaining():
     images = np.stack([_disc((0, 0, 0), 5)] * 4)
     assert assign_families(["a", "a", "b", "c"], images, max_size=2) == [0, 0, 1, 1]
     assert assign_families(["a", "a", "b", "c"], images) == [0, 0, 0, 0]
+
+
+def test_mirror_twins_are_found_and_symmetric_images_are_not():
+    arrow = np.full((8, 8, 3), 255, np.uint8)
+    arrow[3:5, 1:7] = 0
+    arrow[1:7, 6] = 0  # an arrow head on the right: its mirror points left
+    symmetric = np.full((8, 8, 3), 255, np.uint8)
+    symmetric[2:6, 2:6] = 0
+    keys = np.stack([arrow[:, ::-1], symmetric])
+    assert mirror_twins(np.stack([arrow, symmetric, arrow[:, ::-1]]), keys).tolist() == [0]
