@@ -11,7 +11,7 @@ from memdemo.cli import main
 from memdemo.evaluation import SAMPLES_FILE, load_prompts, run_evaluation, summarize, write_summary
 from memdemo.evaluation.detection import detection_table
 from memdemo.evaluation.runner import Settings, merge_shards, read_rows, row_key
-from memdemo.evaluation.summary import plain_table, takeaway
+from memdemo.evaluation.summary import load_samples, plain_table, takeaway
 from memdemo.guidance import SimilarityMonitor
 from memdemo.reference.index import ReferenceIndex
 
@@ -55,7 +55,8 @@ def test_summary_matches_hand_computed_numbers(tmp_path):
     holdout = table["holdout", "amg-main"]
     assert (holdout["n"], holdout["mean_steps_guided"]) == (2, 0.5)
 
-    (tmp_path / SAMPLES_FILE).write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn", encoding="utf-8")
+    lines = [json.dumps({**row, "prompt": f"p{i}"}) for i, row in enumerate(rows)]  # distinct samples
+    (tmp_path / SAMPLES_FILE).write_text("\n".join(lines) + "\n{torn", encoding="utf-8")
     write_summary(tmp_path)
     csv_lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv_lines) == 4 and csv_lines[1].startswith("m,duplicated,baseline,4,")
@@ -192,3 +193,15 @@ def test_the_models_tab_reads_plain_names_and_a_takeaway_from_the_numbers():
     assert takeaway(rows) == "m: the detector calls 50% of duplicated-caption images copies, 2% with AMG main."
     table = plain_table(rows["m"])
     assert table[0].startswith("| captions | method | images | copies |") and "| 400 | 0.50 |" in table[2]
+
+
+def test_samples_in_two_folders_count_once(tmp_path):
+    shared = {"model": "m", "prompt_set": "duplicated", "prompt": "p", "seed": 0, "method": "baseline", "steps": 50,
+              "cfg": 7.5, "scheduler": "ddim", "image": "images/a.png"}  # fmt: skip
+    for name, extra in (("first", "amg-main"), ("second", "stp")):
+        (tmp_path / name).mkdir()
+        rows = [shared, {**shared, "method": extra, "image": "images/b.png"}]
+        (tmp_path / name / SAMPLES_FILE).write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    rows = load_samples([tmp_path / "first", tmp_path / "second"])
+    assert sorted(r["method"] for r in rows) == ["amg-main", "baseline", "stp"]
+    assert next(r for r in rows if r["method"] == "baseline")["image_path"] == tmp_path / "first" / "images/a.png"

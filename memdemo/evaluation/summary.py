@@ -13,7 +13,7 @@ import numpy as np
 from memdemo.evaluation.detection import detection_markdown, detection_table, plot_roc
 from memdemo.evaluation.methods import EvaluationError
 from memdemo.evaluation.quality import speckle
-from memdemo.evaluation.runner import SAMPLES_FILE, read_rows
+from memdemo.evaluation.runner import SAMPLES_FILE, read_rows, row_key
 from memdemo.evaluation.scoring import LOOSE_THRESHOLD, CopydetScorer, pixel_scores, read_images
 from memdemo.paths import benchmarks_dir
 from memdemo.reference.index import ReferenceIndex
@@ -63,13 +63,14 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def load_samples(folders: list[Path]) -> list[dict]:
-    """Rows of each folder's samples.jsonl, with `image_path` resolved against the folder."""
-    rows = []
+    """Rows of each folder's samples.jsonl, with `image_path` resolved against the folder; a sample that two folders
+    hold (the same key, e.g. the baseline both evaluations drew for one prompt and seed) counts once."""
+    rows: dict[tuple, dict] = {}
     for folder in folders:
         for row in read_rows(folder / SAMPLES_FILE):
             image = row.get("image")
-            rows.append({**row, "image_path": folder / image if image else None})
-    return rows
+            rows.setdefault(row_key(row), {**row, "image_path": folder / image if image else None})
+    return list(rows.values())
 
 
 def score_images(
