@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +19,7 @@ from gradio_client import Client
 
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
-from memdemo.ui.server import MAX_BODY_BYTES, serve
+from memdemo.ui.server import MAX_BODY_BYTES, serve, sweep_cache
 from memdemo.ui.settings import api_arguments
 
 MODEL = "emojimem-random"  # no weights to read; the same architecture, reference and judge as the shipped models
@@ -231,3 +234,30 @@ def test_contradictory_options_are_named_not_silently_ignored(served, values, no
     result, warnings = served.call(*generate_args(**values), api_name="/generate")
     assert isinstance(result, tuple), result
     assert any(note in warning for warning in warnings), warnings
+
+
+def test_the_cache_sweep_keeps_the_newest_files_and_forgets_the_rest(tmp_path):
+    paths = []
+    for index in range(5):
+        folder = tmp_path / f"hash{4 - index}"
+        folder.mkdir()
+        (folder / f"image{4 - index}.png").write_bytes(b"png")  # names sort against the age order
+        time.sleep(0.02)  # a later change time (Gradio's age) than the previous file's
+        paths.append(str(folder / f"image{4 - index}.png"))
+    pinned = str(tmp_path / "example.png")
+    Path(pinned).write_bytes(b"example")
+    files = {*paths[:3], pinned}
+    demo = SimpleNamespace(blocks={0: SimpleNamespace(keep_in_cache={pinned})}, temp_file_sets=[files, set(paths[3:])])
+    assert sweep_cache(demo, keep=2) == 3
+    assert files == {pinned} and Path(pinned).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.png", "hash0", "hash1"]
+
+
+def test_a_run_keeps_nothing_in_its_session(served):
+    """Gradio keeps a new copy of every component a handler skips or updates in the session; a run must not."""
+    assert_still_serving(served)
+    session = served.demo.state_holder.session_data[served.client.session_hash]
+    before = len(session.blocks_config.blocks)
+    for _ in range(2):
+        assert_still_serving(served)
+    assert len(session.blocks_config.blocks) == before

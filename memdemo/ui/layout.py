@@ -347,11 +347,12 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
             state = {"step": frame.step, "total": frame.total, "judgements": frame.judgements}
             state["done"] = bool(frame.summary)
             running = f"Step {frame.step} of {frame.total}…" if not frame.summary else frame.summary
-            pair = (frame.images["baseline"], frame.images["mitigated"]) if frame.summary else gr.skip()
-            bundle = frame.bundle if frame.bundle else gr.skip()
+            # None, never gr.skip(): Gradio keeps a new copy of a skipped component in the session every time
+            # (benchmarks/memory_growth-served.md)
+            pair = (frame.images["baseline"], frame.images["mitigated"]) if frame.summary else None
             return [
                 *sides, frame.norm_plot, frame.similarity_plot, frame.strip, running, pair,
-                frame.own_image, frame.own_text, state, bundle,
+                frame.own_image, frame.own_text, state, frame.bundle,
             ]  # fmt: skip
 
         def on_stop(state: dict) -> list:
@@ -382,7 +383,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                 generation = Generation(
                     chosen.backend, settings.request(), policy, monitor, settings.method, settings.params
                 )
-                yield [gr.skip()] * (len(outputs) - 2) + [{}, gr.skip()]  # a new run: Stop refers to this one
+                yield [None] * (len(outputs) - 2) + [{}, None]  # a new run: the page clears, Stop refers to it
                 for frame in LiveRun(generation, verdicts, interval, run_folders.new()).frames():
                     yield frame_outputs(frame)
                 for warning in generation.trace.run.warnings:

@@ -4,11 +4,16 @@ one clear line instead of Gradio's internal error (docs/operations.md)."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,11 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("memdemo.ui")
 
 QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
+# Sessions whose state (component values, uploaded references) the server keeps, the least recently used dropped.
+MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "500"))
 MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
 MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
 # The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
 EVENT_ROUTE = re.compile(r"^/gradio_api/(?:queue/join|run/(?P<run>[^/]+)|call/(?P<call>[^/]+))/?$")
 API_PAGE = "/?view=api"
+# Gradio writes every streamed image and download into its cache (GRADIO_TEMP_DIR); its own sweep is by age only.
+MAX_CACHE_FILES = int(os.environ.get("MEMDEMO_CACHE_FILES", "1000"))
+CACHE_SWEEP_SECONDS = 10
 
 
 def endpoint(fns: Mapping[int, BlockFunction], fn_index: Any, name: str | None) -> BlockFunction | str:
@@ -122,11 +132,52 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return channel
 
 
+def sweep_cache(demo: gr.Blocks, keep: int) -> int:
+    """Delete the oldest of the files Gradio cached for `demo` beyond the newest `keep` (never a component's own
+    example files), with the folders they leave empty, and forget them; return how many went."""
+    pinned = {path for block in demo.blocks.values() for path in getattr(block, "keep_in_cache", ())}
+    owners = {path: files for files in demo.temp_file_sets for path in list(files) if path not in pinned}
+    aged = sorted((created, path) for path in owners if (created := ctime(path)) is not None)
+    doomed = [path for _, path in aged[: max(0, len(aged) - keep)]]
+    for path in doomed:
+        Path(path).unlink(missing_ok=True)
+        owners[path].discard(path)
+        with contextlib.suppress(OSError):  # the folder still holds another file
+            Path(path).parent.rmdir()
+    return len(doomed)
+
+
+def ctime(path: str) -> float | None:
+    try:
+        return Path(path).lstat().st_ctime
+    except FileNotFoundError:
+        return None
+
+
+def keep_cache_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
+    """Sweep `demo`'s cache down to `keep` files every `interval` seconds while it runs (a daemon thread that ends
+    once the demo, having started, is closed)."""
+
+    def loop() -> None:
+        started = False
+        while not started or demo.is_running:
+            time.sleep(interval)
+            started = started or demo.is_running
+            if demo.is_running and (removed := sweep_cache(demo, keep)):
+                log.info("cache sweep: removed %d files beyond %d", removed, keep)
+
+    threading.Thread(target=loop, name="memdemo-cache-sweep", daemon=True).start()
+
+
 def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
     gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
-    refused by the guard. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
+    refused by the guard, at most MAX_SESSIONS sessions kept, Gradio's cache kept to MAX_CACHE_FILES files and
+    emptied at exit. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
+    keep_cache_bounded(demo, MAX_CACHE_FILES, CACHE_SWEEP_SECONDS)
+    # Gradio empties its cache in the server's shutdown, which Ctrl+C cuts short while clients are connected.
+    atexit.register(sweep_cache, demo, 0)
     demo.launch(
         server_name=host,
         server_port=port,
@@ -135,6 +186,7 @@ def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **o
         max_file_size=MAX_UPLOAD,
         enable_monitoring=False,
         run_history=False,
+        state_session_capacity=MAX_SESSIONS,
         app_kwargs={"middleware": [Middleware(RequestGuard, blocks=demo)]},
         **options,
     )
