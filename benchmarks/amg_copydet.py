@@ -34,6 +34,7 @@ def configurations(c3_values: list[float]) -> dict[str, tuple[str, dict]]:
     rows = {"baseline (CFG 7.5)": ("baseline", {})}
     for c3 in c3_values:
         rows[f"AMG main, c3 = {c3:g}"] = ("amg", {"c3": c3})
+    rows["AMG official-sd (c3 ramped by exp((1000 − t)/170))"] = ("amg", {"preset": "official-sd"})
     return rows
 
 

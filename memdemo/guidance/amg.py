@@ -262,6 +262,7 @@ AMG = MethodSpec(
 AMG_VARIANTS = (
     Variant("amg-main", "amg", {"preset": "main"}, "AMG main"),
     Variant("amg-strong", "amg", {"preset": "strong"}, "AMG strong"),
+    Variant("amg-official-sd", "amg", {"preset": "official-sd"}, "AMG, the authors' SD code"),
     Variant("amg-spe", "amg", {"terms": ("spe",)}, "G_spe only"),
     Variant("amg-dup", "amg", {"terms": ("dup",)}, "G_dup only"),
     Variant("amg-sim", "amg", {"terms": ("sim",)}, "G_sim only"),
