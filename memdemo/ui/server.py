@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -25,8 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("memdemo.ui")
 
 QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
-# Sessions whose state (component values, uploaded references) the server keeps, the least recently used dropped.
-MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "500"))
+# Sessions whose state (component values, uploaded references) the server keeps, the least recently used dropped:
+# a session holds about 200 kB before any upload, so 100 stay under 20 MB.
+MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "100"))
+M_ARENA_MAX, MALLOC_ARENAS = -8, 2  # glibc's mallopt parameter, and the arenas the server keeps
 MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
 MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
 # The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
@@ -34,7 +37,7 @@ EVENT_ROUTE = re.compile(r"^/gradio_api/(?:queue/join|run/(?P<run>[^/]+)|call/(?
 API_PAGE = "/?view=api"
 # Gradio writes every streamed image and download into its cache (GRADIO_TEMP_DIR); its own sweep is by age only.
 MAX_CACHE_FILES = int(os.environ.get("MEMDEMO_CACHE_FILES", "1000"))
-CACHE_SWEEP_SECONDS = 10
+HOUSEKEEPING_SECONDS = 10  # between two cache sweeps and heap trims
 
 
 def endpoint(fns: Mapping[int, BlockFunction], fn_index: Any, name: str | None) -> BlockFunction | str:
@@ -154,9 +157,20 @@ def ctime(path: str) -> float | None:
         return None
 
 
-def keep_cache_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
-    """Sweep `demo`'s cache down to `keep` files every `interval` seconds while it runs (a daemon thread that ends
-    once the demo, having started, is closed)."""
+def glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (mallopt, malloc_trim), else None."""
+    try:
+        library = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return library if hasattr(library, "malloc_trim") else None
+
+
+def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
+    """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files and hand the C heap's free
+    pages back to the OS (malloc_trim: RSS then follows live memory, not the highest concurrent peak). A daemon
+    thread that ends once the demo, having started, is closed."""
+    libc = glibc()
 
     def loop() -> None:
         started = False
@@ -165,18 +179,31 @@ def keep_cache_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
             started = started or demo.is_running
             if demo.is_running and (removed := sweep_cache(demo, keep)):
                 log.info("cache sweep: removed %d files beyond %d", removed, keep)
+            if demo.is_running and libc is not None:
+                libc.malloc_trim(0)
 
-    threading.Thread(target=loop, name="memdemo-cache-sweep", daemon=True).start()
+    threading.Thread(target=loop, name="memdemo-housekeeping", daemon=True).start()
+
+
+def limit_malloc_arenas(arenas: int) -> None:
+    """Cap glibc's malloc arenas unless MALLOC_ARENA_MAX is set. glibc gives each thread that finds the others busy
+    an arena of its own and keeps what was freed in it: with Gradio's worker threads running torch, the server's RSS
+    grew about 1 MB a request (docs/operations.md)."""
+    libc = glibc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+        libc.mallopt(M_ARENA_MAX, arenas)
 
 
 def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
     gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
     refused by the guard, at most MAX_SESSIONS sessions kept, Gradio's cache kept to MAX_CACHE_FILES files and
-    emptied at exit. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
+    emptied at exit, glibc's malloc arenas capped and trimmed. `options` go to launch() unchanged (share,
+    prevent_thread_lock, quiet)."""
+    limit_malloc_arenas(MALLOC_ARENAS)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
-    keep_cache_bounded(demo, MAX_CACHE_FILES, CACHE_SWEEP_SECONDS)
-    # Gradio empties its cache in the server's shutdown, which Ctrl+C cuts short while clients are connected.
+    keep_bounded(demo, MAX_CACHE_FILES, HOUSEKEEPING_SECONDS)
+    # Gradio empties its cache in the server's shutdown, yet a soak found 272 files left after Ctrl+C: empty it at exit.
     atexit.register(sweep_cache, demo, 0)
     demo.launch(
         server_name=host,
