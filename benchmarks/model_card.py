@@ -20,6 +20,7 @@ from memdemo.backends import load_backend
 from memdemo.bench import median_sample_seconds
 from memdemo.data.emojimem import DEFAULT_DIR, EmojiMem
 from memdemo.evaluation.prompts import load_prompts
+from memdemo.evaluation.quality import speckle
 from memdemo.evaluation.scoring import read_images
 from memdemo.evaluation.summary import KEY_COLUMNS, load_samples, read_summary, table_markdown
 from memdemo.guidance import build_policy
@@ -29,10 +30,12 @@ from memdemo.sampling import Generation, Request
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODELS = ("emojimem-ddpm", "emojimem-ambient")
+SAMPLE_MODELS = ("emojimem-v2-ddpm", *MODELS)
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 MAIN, MODELS_TABLE, SPEED = HERE / "emojimem-ddpm", HERE / "models", HERE / "speed-cpu.md"
+V2_TABLE, V2_SHEET = HERE / "emojimem-v2", HERE / "method_sheet.md"
 SWEEP = HERE / "ambient_sweep.md"
 
 
@@ -49,27 +52,34 @@ def _section(path: Path, heading: str) -> str:
 
 
 def results_markdown() -> str:
-    """The README's Results: the main table, DDPM vs Ambient, detection and speed, all read from benchmarks/."""
-    if not (MAIN / "results.csv").is_file():
+    """The README's Results: v2's methods table and method sheet, v2's detection, then v1's DDPM vs Ambient and
+    t_n sweep, and speed, all read from benchmarks/."""
+    if not (V2_TABLE / "results.csv").is_file():
         return "No evaluation yet: run the commands in assets/MODEL_CARD.md."
     parts = [
-        "**What each method does to memorization on EmojiMem-DDPM** (`benchmarks/emojimem-ddpm/results.md`, all "
-        "columns there; the legend is in the model card):",
-        _table(MAIN, KEY_COLUMNS),
-        "Seed 0 of the first 20 duplicated prompts under each method (rows in the model card):",
-        "![methods](assets/emojimem-methods.png)",
+        "**What each method does to memorization on EmojiMem v2** (`benchmarks/emojimem-v2/results.md`, all columns "
+        "there; the legend is in the model card):",
+        _table(V2_TABLE, KEY_COLUMNS),
     ]
+    if V2_SHEET.is_file():
+        parts += [
+            "**By eye** (`benchmarks/method_sheet.md`: the evaluation's own seed-0 images of the first 20 duplicated "
+            "captions; a red frame is the scorer's copy verdict):",
+            _section(V2_SHEET, "# Mitigations by eye"),
+            "![methods](benchmarks/method_sheet.png)",
+        ]
+    if "## Detection" in (V2_TABLE / "results.md").read_text(encoding="utf-8"):
+        parts += [
+            "**Detection on v2** (baseline samples, duplicated captions vs holdout; "
+            "`benchmarks/emojimem-v2/results.md`):",
+            _section(V2_TABLE / "results.md", "## Detection"),
+        ]
     if (MODELS_TABLE / "results.csv").is_file():
-        parts += ["**DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
+        parts += ["**EmojiMem v1: DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
         parts += [_table(MODELS_TABLE, ("model", *KEY_COLUMNS), ("baseline",))]
     if SWEEP.is_file():
-        parts += ["**Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
+        parts += ["**EmojiMem v1: Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
         parts += [_section(SWEEP, "# Ambient"), "![sweep](benchmarks/ambient_sweep.png)"]
-    parts += [
-        "**Detection** (baseline samples, duplicated prompts vs holdout; `benchmarks/emojimem-ddpm/results.md`):",
-        _section(MAIN / "results.md", "## Detection"),
-        "![ROC](benchmarks/emojimem-ddpm/detection_roc.png)",
-    ]
     if SPEED.is_file():
         parts += [f"**Speed** (`{SPEED.relative_to(REPO)}`, `python -m memdemo bench`):", _section(SPEED, "# Speed")]
     return "\n\n".join(parts)
@@ -108,9 +118,10 @@ def replace_block(text: str, block: str) -> str:
 
 
 def sample_sheet(dataset: EmojiMem, prompts: list[tuple[str, int]], seed: int, path: Path) -> None:
-    """Rows: DDPM samples, Ambient samples, the prompts' training images (blank for holdout); CFG 7.5, 50 DDIM."""
+    """Rows: v2 DDPM, v1 DDPM and v1 Ambient samples, the prompts' training images (blank for holdout); CFG 7.5,
+    50 DDIM steps."""
     rows = []
-    for name in MODELS:
+    for name in SAMPLE_MODELS:
         backend = load_backend(name, "cpu")
         images = []
         for caption, _ in prompts:
@@ -171,8 +182,9 @@ def training_rows() -> str:
 
 def copydet_rows() -> str:
     """One table row per descriptor from its config.json card, train_log.jsonl and calibration.json."""
-    header = ("descriptor", "steps", "batch", "device", "wall time", "final loss", "τ (90% precision)",
-              "copies detected at τ", "distinct flagged at τ", "at 0.5: detected / flagged")  # fmt: skip
+    header = ("descriptor", "steps", "batch", "device", "wall time", "final loss", "τ (≥ 90% precision, ≤ 5% flagged)",
+              "copies detected at τ", "distinct flagged at τ", "detected under attack (L∞ 0.03)",
+              "at 0.5: detected / flagged")  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for folder in DESCRIPTORS.values():
         path = REPO / "assets" / folder
@@ -184,7 +196,8 @@ def copydet_rows() -> str:
         lines.append(
             f"| `{folder}` | {card['steps_done']:,} | {card['hyperparameters']['batch_size']} | {card['device']} "
             f"| {card['train_seconds'] / 60:.0f} min | {loss:.3f} | {calibration['threshold']:.3f} "
-            f"| {calibration['copies_detected']:.2f} | {calibration['distinct_flagged']:.2f} "
+            f"| {calibration['copies_detected']:.2f} | {calibration['distinct_flagged']:.3f} "
+            f"| {calibration['copies_detected_under_attack']:.2f} "
             f"| {loose['copies_detected']:.2f} / {loose['distinct_flagged']:.2f} |"
         )
     return "\n".join(lines)
@@ -201,6 +214,34 @@ def evaluation_markdown() -> str:
             text = text.replace("![ROC](detection_roc.png)", f"![ROC](../benchmarks/{name}/detection_roc.png)")
             parts.append(f"### `benchmarks/{name}/`\n\n{text}")
     return "\n\n".join(parts) or "No evaluation yet: run the commands above."
+
+
+def v2_evaluation_markdown() -> str:
+    """benchmarks/emojimem-v2/results.md (every row, legend and detection) without its title."""
+    path = V2_TABLE / "results.md"
+    if not path.is_file():
+        return "No evaluation yet: run the commands above."
+    text = path.read_text(encoding="utf-8").replace("# Evaluation results", "").strip()
+    return text.replace("![ROC](detection_roc.png)", "![ROC](../benchmarks/emojimem-v2/detection_roc.png)")
+
+
+def v2_reading(dataset: EmojiMem) -> str:
+    """One generated line per method on v2's duplicated captions: copies by the scorer, own-NN in pixels and
+    speckle against the training emoji's, read from benchmarks/emojimem-v2/results.csv."""
+    if not (V2_TABLE / "results.csv").is_file():
+        return ""
+    reference = float(np.median(speckle(dataset.images[dataset.ids("train")])))
+    lines = [f"Reading the table (duplicated captions; the training emoji's median speckle is {reference:.4f}):", ""]
+    for row in read_summary(V2_TABLE / "results.csv"):
+        if row["prompt_set"] != "duplicated" or row.get("copy_share_copydet") is None:
+            continue
+        noise = row.get("speckle_median")
+        clean = "" if noise is None else f", speckle {noise / reference:.2f}× the training emoji's"
+        lines.append(
+            f"* {row['method']} (n = {row['n']:.0f}): the scorer calls {row['copy_share_copydet']:.0%} copies; "
+            f"{row['own_nn_pixel']:.0%} are nearest to their own training image in pixels{clean}."
+        )
+    return "\n".join(lines)
 
 
 def sweep_markdown() -> str:
@@ -277,6 +318,8 @@ def main() -> None:
     card = template.format(
         training=training_rows(),
         v2=v2_markdown(),
+        v2_results=v2_evaluation_markdown(),
+        v2_reading=v2_reading(dataset),
         copydet=copydet_rows(),
         sheet_rows=", ".join(sheet_rows),
         targets=targets_markdown(seconds),
