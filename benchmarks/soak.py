@@ -227,8 +227,10 @@ class Soak:
         started = time.monotonic()
         try:
             result, detail, digest = self.request(client, kind, payload)
-        except (TimeoutError, httpx.TimeoutException) as error:
+        except TimeoutError as error:
             result, detail, digest = "hang", f"no answer in {HANG_SECONDS} s {error}".strip(), ""
+        except httpx.TimeoutException as error:  # one of the client's HTTP calls, with gradio_client's own timeout
+            result, detail, digest = "hang", f"an HTTP call got no answer in time ({error})", ""
         except Exception as error:  # the request failed in a way no input should cause
             crashed = self.server.process.poll() is not None
             result, detail, digest = ("crash" if crashed else "raw"), f"{type(error).__name__}: {error}", ""
@@ -365,7 +367,8 @@ def report(args: argparse.Namespace, outcomes: list[Outcome], soak: Soak, extra:
         "|---|---|---|",
         f"| 0 crashes | {tally['crash']} (server exit code after Ctrl+C: {extra['exit_code']}) | "
         f"{'yes' if not tally['crash'] else 'no'} |",
-        f"| 0 hangs (no answer in {HANG_SECONDS} s) | {tally['hang']} | {'yes' if not tally['hang'] else 'no'} |",
+        f"| 0 hangs (no answer in {HANG_SECONDS} s, or an HTTP call timed out) | {tally['hang']} | "
+        f"{'yes' if not tally['hang'] else 'no'} |",
         f"| 0 raw errors | {tally['raw']}; tracebacks in the server log: {extra['tracebacks']} | "
         f"{'yes' if not tally['raw'] and not extra['tracebacks'] else 'no'} |",
         f"| clear-message rate of bad inputs | {tally['clear']} of {len(bad)} | "
