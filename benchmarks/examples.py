@@ -1,9 +1,12 @@
 """The demo's examples, grouped, each with a "what you should see" line measured on the shipped model.
 
-For every group the script samples candidate (caption, seed) pairs with the demo's default method and settings, judges
-both images with the scoring descriptor (the verdict the page shows) and keeps the first pairs that show what the group
-is about: a memorized caption whose baseline is a copy of its own training image; a caption seen once; a never-trained
-(holdout) caption; and prompts that are not emoji names. Rerun it whenever the model changes.
+For every group the script samples candidate (caption, seed) pairs with the demo's default settings, judges both
+images with the scoring descriptor (the verdict the page shows) and keeps the first pairs that show what the group is
+about: a memorized caption whose baseline is a copy of its own training image; a caption seen once; a never-trained
+(holdout) caption; and prompts that are not emoji names. The memorized group opens with a showcase: the first
+(caption, seed, method) of the committed v2 evaluation whose mitigated image is a different, clean emoji by the
+scorer (a copy of another training emoji), rerun live with the page's settings to confirm it. Rerun the script
+whenever the model or the evaluation changes.
 
 Run: python -m benchmarks.examples → assets/examples.json
 """
@@ -20,9 +23,11 @@ from memdemo.backends import load_backend
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.quality import mean_abs_error
-from memdemo.evaluation.scoring import CopydetScorer
+from memdemo.evaluation.scoring import CopydetScorer, read_images
+from memdemo.evaluation.summary import load_samples
 from memdemo.guidance import SimilarityMonitor
-from memdemo.paths import DEFAULT_GUIDE_INDEX, assets_dir
+from memdemo.guidance.registry import method_spec
+from memdemo.paths import DEFAULT_GUIDE_INDEX, assets_dir, benchmarks_dir
 from memdemo.reference.index import ReferenceIndex
 from memdemo.sampling import Generation
 from memdemo.ui.judge import Judge, Judgement
@@ -36,6 +41,18 @@ GROUPS = {
 }
 NOT_EMOJI = ("a photo of a cat on a sofa", "an oil painting of a harbour at sunset", "the quick brown fox")
 PER_GROUP = 3
+EVALUATION = ("emojimem-v2-ddpm", "emojimem-v2-ddpm-methods")
+# The evaluation's variant for each demo method at its defaults, in the order the showcase tries them.
+EVALUATED = {"amg": "amg-main", "stp": "stp", "dtp": "dtp", "og-dtp": "og-dtp"}
+
+
+def verdict(judgement: Judgement) -> str:
+    """What the detector says of one image: a copy of the prompt's own image, a copy of another one, or neither."""
+    if not judgement.copy:
+        return f"not a copy ({judgement.similarity:.2f})"
+    if judgement.nearest_is_own:
+        return f"copies its own training image ({judgement.similarity:.2f})"
+    return f"another training emoji, “{judgement.nearest_caption}” ({judgement.similarity:.2f})"
 
 
 def expectation(group: str, base: Judgement, mitigated: Judgement, method: str, errors: tuple) -> str:
@@ -44,12 +61,37 @@ def expectation(group: str, base: Judgement, mitigated: Judgement, method: str, 
     if group in ("holdout", "not-emoji"):
         word = "a copy" if base.copy else "not a copy"
         return f"No training image to copy: baseline {word} ({base.similarity:.2f}), nearest “{base.nearest_caption}”."
-    own = "its own training image" if base.nearest_is_own else f"“{base.nearest_caption}”"
-    baseline = (
-        f"baseline {'copies ' + own if base.copy else 'is not a copy'} ({base.similarity:.2f}, MAE {errors[0]:.2f})"
+    return (
+        f"Measured: baseline {verdict(base)}, MAE {errors[0]:.2f}; {method}: {verdict(mitigated)}, MAE to the "
+        f"prompt's training image {errors[1]:.2f}."
     )
-    after = f"{method}: {'a copy' if mitigated.copy else 'not a copy'} by the detector ({mitigated.similarity:.2f})"
-    return f"Measured: {baseline}; {after}, MAE to the training image {errors[1]:.2f}."
+
+
+def is_showcase(base: Judgement, mitigated: Judgement) -> bool:
+    """The baseline copies the prompt's own image and the mitigated image is another training emoji: different, and
+    as clean as a training emoji by the scorer."""
+    return base.copy and base.nearest_is_own and mitigated.copy and not mitigated.nearest_is_own
+
+
+def showcase_candidates(judge: Judge, model: str) -> list[tuple[str, int, str]]:
+    """(caption, seed, method) of the committed evaluation that pass `is_showcase`, in caption, seed, method order."""
+    rows = [
+        row
+        for row in load_samples([benchmarks_dir() / name for name in EVALUATION])
+        if row["model"] == model and row["prompt_set"] == "duplicated" and row.get("image_path")
+    ]
+    samples = {(row["prompt"], row["seed"], row["method"]): row for row in rows if row["image_path"].is_file()}
+    found = []
+    for prompt, seed in dict.fromkeys((row["prompt"], row["seed"]) for row in rows):
+        base = samples.get((prompt, seed, "baseline"))
+        for method, variant in EVALUATED.items():
+            mitigated = samples.get((prompt, seed, variant))
+            if base is None or mitigated is None:
+                continue
+            images = read_images([base["image_path"], mitigated["image_path"]])
+            if is_showcase(*(judge.judge(image, prompt) for image in images)):
+                found.append((prompt, seed, method))
+    return found
 
 
 def keep(group: str, base: Judgement) -> bool:
@@ -73,6 +115,20 @@ def check_not_emoji(dataset: EmojiMem) -> None:
         raise SystemExit(f"these 'not an emoji' prompts are EmojiMem captions: {', '.join(clashes)}")
 
 
+def run_example(backend, monitor, judge: Judge, prompt: str, seed: int, method: str) -> tuple:
+    """One live run with the page's settings: both judgements and both images' MAE to the prompt's own image."""
+    settings, _ = build_settings({"prompt": prompt, "seed": seed, "method": method})
+    generation = Generation(backend, settings.request(), settings.policy(monitor), monitor, settings.method)
+    generation.run()
+    base, mitigated = (judge.judge(generation.images[side], prompt) for side in ("baseline", "mitigated"))
+    own = judge.own_image(prompt)
+    errors = tuple(
+        float("nan") if own is None else float(mean_abs_error(generation.images[side][None], own[None])[0])
+        for side in ("baseline", "mitigated")
+    )
+    return base, mitigated, errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="emojimem-v2-ddpm", help="the demo's default model")
@@ -86,26 +142,29 @@ def main() -> None:
     monitor = SimilarityMonitor(backend, ReferenceIndex.load(DEFAULT_GUIDE_INDEX))
     judge = Judge(CopydetScorer.load(), dataset)
     examples = []
+
+    def add(group: str, prompt: str, seed: int, method: str, judged: tuple) -> None:
+        line = expectation(group, *judged[:2], method_spec(method).label, judged[2])
+        examples.append({"group": group, "prompt": prompt, "seed": seed, "method": method, "expect": line})
+        print(json.dumps(examples[-1], ensure_ascii=False), flush=True)
+
+    showcase = None
+    for prompt, seed, method in showcase_candidates(judge, args.model):
+        judged = run_example(backend, monitor, judge, prompt, seed, method)
+        if is_showcase(*judged[:2]):
+            showcase = prompt
+            add("memorized", prompt, seed, method, judged)
+            break
     for group in GROUPS:
-        found, shown = 0, set()
+        found, shown = (1, {showcase}) if group == "memorized" and showcase else (0, set())
         for prompt, seed in candidates(group, dataset):
             if prompt in shown:
                 continue
-            settings, _ = build_settings({"prompt": prompt, "seed": seed})
-            generation = Generation(backend, settings.request(), settings.policy(monitor), monitor, settings.method)
-            generation.run()
-            base, mitigated = (judge.judge(generation.images[side], prompt) for side in ("baseline", "mitigated"))
-            if not keep(group, base):
+            judged = run_example(backend, monitor, judge, prompt, seed, defaults.method)
+            if not keep(group, judged[0]):
                 continue
-            own = judge.own_image(prompt)
-            errors = tuple(
-                float("nan") if own is None else float(mean_abs_error(generation.images[side][None], own[None])[0])
-                for side in ("baseline", "mitigated")
-            )
-            line = expectation(group, base, mitigated, "AMG", errors)
-            examples.append({"group": group, "prompt": prompt, "seed": seed, "expect": line})
+            add(group, prompt, seed, defaults.method, judged)
             shown.add(prompt)
-            print(json.dumps(examples[-1], ensure_ascii=False), flush=True)
             found += 1
             if found == PER_GROUP:
                 break

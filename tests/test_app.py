@@ -18,7 +18,7 @@ from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.guidance import VARIANTS
 from memdemo.trace import RunInfo, Step, Trace
 from memdemo.ui.judge import Judge, Judgement, describe, own_line
-from memdemo.ui.layout import build_demo, compare_variants, user_errors
+from memdemo.ui.layout import build_demo, compare_variants, grouped_examples, user_errors
 from memdemo.ui.live import stopped_text, summarize
 from memdemo.ui.models import ModelRegistry, has_reference, model_note, offered_models
 from memdemo.ui.settings import (
@@ -145,6 +145,25 @@ def test_the_judge_finds_the_copy_and_the_prompts_own_image():
     holdout = dataset.records[dataset.ids("holdout")[0]]
     other = judge.judge(dataset.images[holdout.id], holdout.caption)
     assert other.own_id is None and other.own_similarity is None and not other.nearest_is_own
+
+
+def test_an_example_sets_the_method_it_was_measured_with():
+    card = {
+        "method": "amg",
+        "groups": {"memorized": "Memorized"},
+        "examples": [
+            {"group": "memorized", "prompt": "warning", "seed": 1, "method": "stp", "expect": "x"},
+            {"group": "memorized", "prompt": "penguin", "seed": 0, "expect": "y"},
+        ],
+    }
+    with gr.Blocks():
+        prompt, seed, method = gr.Textbox(), gr.Number(), gr.Radio(["amg", "stp"])
+        (with_method,) = grouped_examples(card, [prompt, seed], method)
+        (without,) = grouped_examples(card, [prompt, seed])
+    assert with_method.dataset.samples == [["warning", 1, "stp"], ["penguin", 0, "amg"]]  # the card's method
+    assert with_method.inputs[-1] is method and len(without.inputs) == 2
+    assert without.dataset.samples == [["warning", 1], ["penguin", 0]]
+    assert with_method.example_labels[0].startswith("warning · seed 1 · Static transition point — ")
 
 
 def test_amg_is_shown_as_unavailable_without_a_reference_set():

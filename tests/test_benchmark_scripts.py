@@ -14,3 +14,21 @@ SCRIPTS = sorted(
 def test_benchmark_script_imports_and_has_a_main(name):
     module = importlib.import_module(f"benchmarks.{name}")
     assert callable(getattr(module, "main", None)), f"benchmarks/{name}.py has no main()"
+
+
+def _judgement(similarity: float, nearest: int, own: int | None = 5):
+    from memdemo.ui.judge import Judgement
+
+    return Judgement(similarity, 0.9, nearest, f"emoji {nearest}", own)
+
+
+def test_the_examples_showcase_needs_an_own_copy_turned_into_another_emoji():
+    examples = importlib.import_module("benchmarks.examples")
+    own_copy, other_copy, no_copy = _judgement(0.99, 5), _judgement(0.95, 7), _judgement(0.6, 7)
+    assert examples.is_showcase(own_copy, other_copy)
+    assert not examples.is_showcase(own_copy, own_copy)  # the mitigation left the copy
+    assert not examples.is_showcase(own_copy, no_copy)  # not as clean as a training emoji by the scorer
+    assert not examples.is_showcase(other_copy, other_copy)  # the baseline did not copy the prompt's own image
+    assert examples.verdict(own_copy) == "copies its own training image (0.99)"
+    assert examples.verdict(other_copy) == "another training emoji, “emoji 7” (0.95)"
+    assert examples.verdict(no_copy) == "not a copy (0.60)"

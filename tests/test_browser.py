@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from memdemo.guidance import method_spec
+
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120  # seconds for the server to load the model and answer
 RUN_TIMEOUT = 120  # seconds for one 50-step example run on a CPU
@@ -131,9 +133,14 @@ def markdown_texts(driver) -> list[str]:
     return [element.text for element in driver.find_elements(By.CSS_SELECTOR, "[data-testid='markdown']")]
 
 
-def first_memorized_example() -> str:
+def first_memorized_example() -> tuple[str, str]:
+    """The first memorized example's prompt and the label of the method it was measured with."""
     card = json.loads((REPO / "assets" / "examples.json").read_text(encoding="utf-8"))
-    return next(e["prompt"] for e in card["examples"] if e["group"] == "memorized")
+    example = next(e for e in card["examples"] if e["group"] == "memorized")
+    return example["prompt"], method_spec(example.get("method", card["method"])).label
+
+
+CHECKED_RADIOS = "return [...document.querySelectorAll('input[type=radio]:checked')].map(i => i.parentNode.innerText)"
 
 
 def save_page(browser, width: int, name: str, tmp_path: Path) -> Path:
@@ -162,7 +169,7 @@ def test_a_memorized_example_shows_the_copy_and_its_verdicts(server, browser, tm
     width = WIDTHS[layout]
     browser.set_window_size(width, 2200)
     browser.get(server)
-    expected = first_memorized_example()  # the first example of the first group, labelled "PROMPT · seed N — …"
+    expected, method = first_memorized_example()  # the first example of the first group: "PROMPT · seed N · …"
     first_example = (By.XPATH, f"//button[starts-with(normalize-space(.), '{expected} · seed')]")
     first = WebDriverWait(browser, 60).until(expected_conditions.element_to_be_clickable(first_example))
     assert "Measured:" in first.text
@@ -173,6 +180,7 @@ def test_a_memorized_example_shows_the_copy_and_its_verdicts(server, browser, tm
     )
     prompt = browser.find_element(By.XPATH, "//textarea[@data-testid='textbox']")
     assert expected in prompt.get_attribute("value")
+    assert method in [text.strip() for text in browser.execute_script(CHECKED_RADIOS)]  # the example set it
     texts = markdown_texts(browser)
     assert sum("copydet" in text and "τ =" in text for text in texts) >= 2, texts
     assert any("prompt's own training image" in text for text in texts)

@@ -61,8 +61,23 @@ def test_summary_matches_hand_computed_numbers(tmp_path):
     csv_lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv_lines) == 4 and csv_lines[1].startswith("m,duplicated,baseline,4,")
     markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
-    expected = "| m | duplicated | baseline | 4 | 0.0 | – | 0.935 | 0.950 | – | 0.500 | 0.667 | 0.320 | 0.200 | 0.750 |"
+    expected = (
+        "| m | duplicated | baseline | 4 | 0.0 | – | 0.935 | 0.950 | – | 0.500 | 0.667 | – | 0.320 | 0.200 | 0.750 |"
+    )
     assert expected in markdown
+
+
+def test_copies_of_another_emoji_need_tau_and_a_foreign_nearest():
+    rows = [
+        _row("stp", 1.0, False, 1.0, 0.9, False),  # above τ, nearest is another emoji: counts
+        _row("stp", 1.0, True, 1.0, 0.95, True),  # a copy of its own image: does not
+        _row("stp", 1.0, False, 1.0, 0.5, False),  # another emoji's nearest, but below τ: does not
+        _row("stp", 1.0, None, 1.0, 0.99, None),  # no own image (holdout): left out
+    ]
+    (row,) = summarize(rows, threshold=0.8)
+    assert row["copy_share_other"] == pytest.approx(1 / 3)
+    (row,) = summarize(rows)
+    assert row["copy_share_other"] is None  # no τ, no verdict
 
 
 def test_detection_table_by_hand(tmp_path):

@@ -34,6 +34,7 @@ COLUMNS = (
     ("copy_share_copydet", "copies (copydet > τ)", 3),
     ("share_copydet_gt_0.5", "copydet > 0.5", 3),
     ("own_nn_copydet", "own NN (copydet)", 3),
+    ("copy_share_other", "copies of another emoji", 3),
     ("nl2_p5", "nL2 top 5%", 3),
     ("nl2_min", "nL2 top 1", 3),
     ("copy_share_nl2_lt_1.4", "copies (nL2 < 1.4)", 3),
@@ -45,7 +46,7 @@ COLUMNS = (
 )
 # What a reader needs first: how often the method acted, copies and own-NN at both levels, the quality proxy.
 KEY_COLUMNS = ("prompt_set", "method", "n", "mean_steps_guided", "copy_share_copydet", "share_copydet_gt_0.5",
-               "own_nn_copydet", "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet",
+               "own_nn_copydet", "copy_share_other", "copy_share_nl2_lt_1.4", "own_nn_pixel", "frechet_copydet",
                "speckle_median")  # fmt: skip
 
 
@@ -132,6 +133,7 @@ def summarize(
                 "copy_share_copydet": None if threshold is None else _share([v > threshold for v in objects]),
                 "share_copydet_gt_0.5": _share([v > LOOSE_THRESHOLD for v in objects]),
                 "own_nn_copydet": _share([bool(v) for v in _values(members, "copydet_own")]),
+                "copy_share_other": _other_copy_share(members, threshold),
                 "nl2_p5": _percentile(nl2s, 5),
                 "nl2_min": min(nl2s, default=None),
                 "copy_share_nl2_lt_1.4": _share([v < NL2_COPY_THRESHOLD for v in nl2s]),
@@ -143,6 +145,15 @@ def summarize(
             }
         )
     return table
+
+
+def _other_copy_share(members: list[dict], threshold: float | None) -> float | None:
+    """Share of a training caption's samples that copy a different training emoji: copydet above τ, nearest not the
+    caption's own image (a mitigation can swap one memorized image for another)."""
+    judged = [m for m in members if m.get("copydet_own") is not None and m.get("copydet_similarity") is not None]
+    if threshold is None or not judged:
+        return None
+    return _share([m["copydet_similarity"] > threshold and not m["copydet_own"] for m in judged])
 
 
 def _fallback_share(members: list[dict]) -> float | None:
@@ -179,10 +190,12 @@ def legend(threshold: float | None) -> str:
         f"top 1 = maximum; copies = cosine above the calibrated τ = {tau} (90% precision), and above 0.5 (the SSCD "
         "convention). Pixel level: nL2 (AMG Eq. 8) to the nearest training image, top 5% = 5th percentile, top 1 = "
         "minimum; nL2 < 1.4 is the paper's CIFAR-10 copy rule, < 1.6 its looser column. Own NN = share whose nearest "
-        "training image is the prompt's own emoji. FD = Fréchet distance of the group's copydet embeddings to the "
-        "unique training emoji (a quality proxy; biased upward for small n, compare equal n). Speckle = median of "
-        "mean |x − median3×3(x)| on the 0–1 scale, isolated-pixel noise (a clean emoji is near 0). s/image = wall "
-        "time of the Generation that made the sample (baseline and mitigated batched together)."
+        "training image is the prompt's own emoji. Copies of another emoji = share above τ whose nearest training "
+        "emoji is not the prompt's own (a clean emoji, but another memorized one). FD = Fréchet distance of the "
+        "group's copydet embeddings to the unique training emoji (a quality proxy; biased upward for small n, "
+        "compare equal n). Speckle = median of mean |x − median3×3(x)| on the 0–1 scale, isolated-pixel noise (a "
+        "clean emoji is near 0). s/image = wall time of the Generation that made the sample (baseline and mitigated "
+        "batched together)."
     )
 
 

@@ -62,18 +62,34 @@ def memorized_captions() -> list[str]:
     return sorted(record.caption for record in EmojiMem.load(DEFAULT_DIR).records if record.copies > 1)
 
 
-def grouped_examples(card: dict, inputs: list[gr.components.Component]) -> list[gr.Examples]:
-    """One clickable gr.Examples per group of a card (assets/examples.json, or sd_examples.sd_card())."""
+def grouped_examples(
+    card: dict, inputs: list[gr.components.Component], method: gr.components.Component | None = None
+) -> list[gr.Examples]:
+    """One clickable gr.Examples per group of a card (assets/examples.json, or sd_examples.sd_card()); with `method`,
+    each example also sets the method it was measured with."""
+
+    def values(example: dict) -> list:
+        return [example["prompt"], example["seed"]] + ([example_method(card, example)] if method else [])
+
+    def label(example: dict) -> str:
+        name = f" · {method_spec(example_method(card, example)).label}" if method else ""
+        return f"{example['prompt']} · seed {example['seed']}{name} — {example['expect']}"
+
     return [
         gr.Examples(
-            [[e["prompt"], e["seed"]] for e in rows],
-            inputs=inputs,
+            [values(e) for e in rows],
+            inputs=inputs + ([method] if method else []),
             label=title,
-            example_labels=[f"{e['prompt']} · seed {e['seed']} — {e['expect']}" for e in rows],
+            example_labels=[label(e) for e in rows],
         )
         for group, title in card["groups"].items()
         if (rows := [e for e in card["examples"] if e["group"] == group])
     ]
+
+
+def example_method(card: dict, example: dict) -> str:
+    """The method an example was measured with: its own, else the card's, else the page's default."""
+    return example.get("method", card.get("method", DEFAULT_METHOD))
 
 
 def first_example(card: dict) -> tuple[str, int]:
@@ -227,9 +243,15 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                         randomize = gr.Button("🎲", size="sm", scale=0, min_width=40)
                         steps = gr.Slider(1, 200, value=50, step=1, label="Steps")
                         cfg = gr.Slider(0, 30, value=7.5, step=0.5, label="CFG scale s0")
+                    method = gr.Radio(
+                        [(spec.label, spec.name) for spec in METHODS.values()],
+                        value=DEFAULT_METHOD,
+                        label="Mitigation",
+                        render=False,  # placed in the right column; EmojiMem's examples set it too
+                    )
                     with gr.Accordion("Examples: click one to run it", open=True):
                         with gr.Column(visible=not sd_default) as emojimem_examples:
-                            example_sets = grouped_examples(card, [prompt, seed])
+                            example_sets = grouped_examples(card, [prompt, seed], method)
                         with gr.Column(visible=sd_default) as sd_examples:
                             gr.Markdown(SD_EXAMPLES_NOTE)
                             example_sets += grouped_examples(sd_card(), [prompt, seed])
@@ -242,9 +264,7 @@ def build_demo(registry: ModelRegistry, default_model: str, interval: float = 0.
                             )
                             lucky = gr.Button("Random memorized caption", scale=1)
                 with gr.Column(scale=2):
-                    method = gr.Radio(
-                        [(spec.label, spec.name) for spec in METHODS.values()], value=DEFAULT_METHOD, label="Mitigation"
-                    )
+                    method.render()
                     about = gr.Markdown(method_about(DEFAULT_METHOD))
                     similarity = gr.Radio(
                         [("object level (copydet)", "object"), ("pixel level (nL2)", "pixel")],
