@@ -237,9 +237,11 @@ def v2_reading(dataset: EmojiMem) -> str:
             continue
         noise = row.get("speckle_median")
         clean = "" if noise is None else f", speckle {noise / reference:.2f}× the training emoji's"
+        other = row.get("copy_share_other")
+        swapped = "" if other is None else f" ({other:.0%} of all samples are copies of another training emoji)"
         lines.append(
-            f"* {row['method']} (n = {row['n']:.0f}): the scorer calls {row['copy_share_copydet']:.0%} copies; "
-            f"{row['own_nn_pixel']:.0%} are nearest to their own training image in pixels{clean}."
+            f"* {row['method']} (n = {row['n']:.0f}): the scorer calls {row['copy_share_copydet']:.0%} copies"
+            f"{swapped}; {row['own_nn_pixel']:.0%} are nearest to their own training image in pixels{clean}."
         )
     return "\n".join(lines)
 

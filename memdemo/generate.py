@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from memdemo.backends import MODEL_HELP, SCHEDULERS, load_backend
-from memdemo.guidance import SimilarityMonitor, build_policy
+from memdemo.guidance import SimilarityMonitor, build_policy, method_spec
+from memdemo.guidance.contradictions import ignored_options
 from memdemo.guidance.registry import add_method_arguments, method_params_from_args
 from memdemo.paths import DEFAULT_GUIDE_INDEX, writable_folder
 from memdemo.plots import trace_figure
@@ -46,6 +47,8 @@ def write_outputs(generation: Generation, out: Path) -> None:
 
 def _generate(args: argparse.Namespace) -> None:
     method, params = method_params_from_args(args)
+    for note in ignored_options(method, method_spec(method).check(params)):
+        print(f"warning: {note}")
     request = Request(args.prompt, args.seed, args.steps, args.cfg, args.scheduler)
     writable_folder(args.out)
     backend = load_backend(args.model, args.device)

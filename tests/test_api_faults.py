@@ -222,7 +222,7 @@ def test_compare_and_models_warn_about_empty_and_long_prompts(served):
 @pytest.mark.parametrize(
     ("values", "note"),
     [
-        ({**AMG, "amg.terms": ["dup", "sim"], "amg.c1": 3.0}, "c1 is ignored: G_spe is not ticked in AMG terms"),
+        ({**AMG, "amg.terms": ["dup", "sim"], "amg.c1": 3.0}, "c1 is ignored: G_spe is not among the AMG terms"),
         ({**AMG, "amg.terms": ["spe"], "amg.sim_through_unet": True}, "sim_through_unet is ignored: G_sim"),
         ({**AMG, "amg.schedule": "official", "amg.threshold": 0.5}, "λ is ignored: the official λ_t schedule"),
         ({"method": "og-stp", "og-stp.switch_t": 0}, "og-stp never switches to CFG; raise switch t"),

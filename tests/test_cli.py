@@ -64,6 +64,15 @@ def test_generate_writes_images_trace_and_plot(tmp_path, capsys):
     assert trace["trajectories"]["baseline"]["final"]["nearest_caption"]
 
 
+def test_generate_names_an_option_that_another_option_switches_off(tmp_path, capsys):
+    argv = ["generate", "--model", "emojimem-random", "--prompt", "red apple", "--steps", "2", "--method", "amg"]
+    assert main([*argv, "--terms", "spe,dup", "--c3", "50", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: c3 is ignored: G_sim is not among the AMG terms; add sim to the terms" in out
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert "is ignored" not in capsys.readouterr().out
+
+
 def test_generate_rejects_an_unknown_method(capsys):
     assert main(["generate", "--prompt", "x", "--method", "negative-prompt", "--out", "unused"]) == 2
     assert "unknown method 'negative-prompt'; choose one of baseline: plain classifier-free guidance" in (

@@ -11,6 +11,7 @@ from typing import Any
 from memdemo.backends import SCHEDULERS, Backend
 from memdemo.guidance import METHODS, ParameterError, SimilarityMonitor, build_policy, method_spec
 from memdemo.guidance.base import Policy
+from memdemo.guidance.contradictions import ignored_options
 from memdemo.sampling import Request
 
 MAX_PROMPT_CHARS = 1000
@@ -23,15 +24,6 @@ LIMITS = {
     "cfg": ("CFG scale", 0.0, 30.0),
 }
 RUN_KEYS = ("prompt", "seed", "steps", "cfg", "scheduler", "method", "similarity")
-# AMG options that only one term reads, with that term and its name on the page.
-TERM_OPTIONS = {
-    "c1": ("spe", "G_spe"),
-    "c2": ("dup", "G_dup"),
-    "c3": ("sim", "G_sim"),
-    "sim_through_unet": ("sim", "G_sim"),
-}
-# λ schedules that never read the λ option (the constant one reads it as λ, the calibrated one as its τ).
-FIXED_SCHEDULES = ("official", "emojimem-pixel")
 
 
 class SettingsError(ParameterError):
@@ -135,26 +127,6 @@ def method_params(method: str, values: Mapping[str, Any]) -> dict[str, Any]:
             value = None if param.kind is not tuple else value
         params[param.name] = value
     return spec.check(params)
-
-
-def ignored_options(method: str, params: Mapping[str, Any]) -> list[str]:
-    """A note for each option the method's other options switch off, saying why and the fix (never silent)."""
-    notes = []
-    if method == "amg":
-        for name, (term, label) in TERM_OPTIONS.items():
-            if params[name] is not None and params[name] is not False and term not in params["terms"]:
-                notes.append(f"{name} is ignored: {label} is not ticked in AMG terms; tick {label} or clear {name}.")
-        if params["threshold"] is not None and params["schedule"] in FIXED_SCHEDULES:
-            notes.append(
-                f"λ is ignored: the {params['schedule']} λ_t schedule does not read it; choose the constant schedule "
-                "or clear λ."
-            )
-    if method.startswith("og-") and params["og_scale"] == 0:
-        notes.append(
-            f"Opposite guidance scale λ = 0 is no guidance before the switch, the same run as {method[3:]}; raise λ "
-            "(blank: λ = s0) or choose that method."
-        )
-    return notes
 
 
 def run_timesteps(backend: Backend, settings: RunSettings) -> list[int]:
