@@ -16,19 +16,19 @@ def test_benchmark_script_imports_and_has_a_main(name):
     assert callable(getattr(module, "main", None)), f"benchmarks/{name}.py has no main()"
 
 
-def _judgement(similarity: float, nearest: int, own: int | None = 5):
+def _judgement(similarity: float, nearest: int, own_similarity: float | None = None):
     from memdemo.ui.judge import Judgement
 
-    return Judgement(similarity, 0.9, nearest, f"emoji {nearest}", own)
+    return Judgement(similarity, 0.9, nearest, f"emoji {nearest}", 5, own_similarity)
 
 
-def test_the_examples_showcase_needs_an_own_copy_turned_into_another_emoji():
+def test_the_examples_showcase_needs_the_own_copy_removed():
     examples = importlib.import_module("benchmarks.examples")
-    own_copy, other_copy, no_copy = _judgement(0.99, 5), _judgement(0.95, 7), _judgement(0.6, 7)
-    assert examples.is_showcase(own_copy, other_copy)
+    own_copy, other_copy, no_copy = _judgement(0.99, 5, 0.99), _judgement(0.95, 7, 0.2), _judgement(0.6, 7, 0.3)
+    assert examples.is_showcase(own_copy, no_copy) and examples.is_showcase(own_copy, other_copy)
     assert not examples.is_showcase(own_copy, own_copy)  # the mitigation left the copy
-    assert not examples.is_showcase(own_copy, no_copy)  # not as clean as a training emoji by the scorer
-    assert not examples.is_showcase(other_copy, other_copy)  # the baseline did not copy the prompt's own image
+    assert not examples.is_showcase(own_copy, _judgement(0.95, 7, 0.93))  # nearest another, still a copy of its own
+    assert not examples.is_showcase(other_copy, no_copy)  # the baseline did not copy the prompt's own image
     assert examples.verdict(own_copy) == "copies its own training image (0.99)"
     assert examples.verdict(other_copy) == "another training emoji, “emoji 7” (0.95)"
     assert examples.verdict(no_copy) == "not a copy (0.60)"
