@@ -48,7 +48,7 @@ SHOWCASE = ("warning", 1, "stp")
 def verdict(judgement: Judgement) -> str:
     """What the detector says of one image: a copy of the prompt's own image, a copy of another one, or neither."""
     if not judgement.copy:
-        return f"not a copy ({judgement.similarity:.2f})"
+        return f"not a copy ({judgement.similarity:.2f} to the nearest, “{judgement.nearest_caption}”)"
     if judgement.nearest_is_own:
         return f"copies its own training image ({judgement.similarity:.2f})"
     return f"another training emoji, “{judgement.nearest_caption}” ({judgement.similarity:.2f})"

@@ -31,4 +31,4 @@ def test_the_examples_showcase_needs_the_own_copy_removed():
     assert not examples.is_showcase(other_copy, no_copy)  # the baseline did not copy the prompt's own image
     assert examples.verdict(own_copy) == "copies its own training image (0.99)"
     assert examples.verdict(other_copy) == "another training emoji, “emoji 7” (0.95)"
-    assert examples.verdict(no_copy) == "not a copy (0.60)"
+    assert examples.verdict(no_copy) == "not a copy (0.60 to the nearest, “emoji 7”)"
