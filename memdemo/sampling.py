@@ -42,12 +42,13 @@ class Request:
 
 @dataclass
 class StepUpdate:
-    """Both trajectories after one step, with their x̂0 for previews."""
+    """Both trajectories after one step, with their x̂0 for previews (and x̂0 decoded, where σ_t needed it)."""
 
     baseline: Step
     mitigated: Step
     x0_baseline: torch.Tensor
     x0_mitigated: torch.Tensor
+    decoded: torch.Tensor | None = None
 
 
 def initial_noise(backend: Backend, seed: int) -> torch.Tensor:
@@ -181,7 +182,8 @@ class Generation:
         x0 = predicted_x0(
             torch.cat([state.x_base, state.x_mit]), torch.cat([baseline.eps, guided.eps]), context.alpha_bar
         )
-        matches = self.monitor.match(x0) if self.monitor else [None, None]
+        decoded = self.backend.decode(x0) if self.monitor else None
+        matches = self.monitor.match_images(decoded) if self.monitor else [None, None]
         norm_base = float(cond_uncond_norm(*eps_base_pair)[0])
         update = StepUpdate(
             self._step_record(context.index, context.t, context.alpha_bar, norm_base, matches[0], baseline),
@@ -190,6 +192,7 @@ class Generation:
             ),
             x0[:1],
             x0[1:],
+            decoded,
         )
         self.trace.baseline.steps.append(update.baseline)
         self.trace.mitigated.steps.append(update.mitigated)

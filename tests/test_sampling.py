@@ -173,3 +173,18 @@ def test_official_sd_preset_runs_and_records_the_recomputed_similarity(emojimem_
     trace = Generation(emojimem_random, Request("cat", steps=3), policy, pixel_monitor).run()
     assert trace.run.params["official"] is True
     assert all("spe" in s.terms and "sigma_before_sim" in s.scales for s in trace.mitigated.steps)
+
+
+def test_previews_reuse_the_decode_that_sigma_made(emojimem_random, pixel_monitor):
+    from memdemo.ui.live import LiveRun, decoded
+
+    policy = build_policy("amg", {}, 7.5, pixel_monitor)
+    generation = Generation(emojimem_random, Request("snail", steps=3), policy, pixel_monitor, "amg")
+    for update in generation:
+        expected = emojimem_random.decode(torch.cat([update.x0_baseline, update.x0_mitigated]))
+        assert torch.equal(update.decoded, expected)
+        previews = LiveRun(generation, verdicts=None)._previews(update)
+        assert np.array_equal(previews[0], decoded(emojimem_random, update.x0_baseline))
+        assert np.array_equal(previews[1], decoded(emojimem_random, update.x0_mitigated))
+    plain = Generation(emojimem_random, Request("snail", steps=2), build_policy("baseline", {}, 7.5, None))
+    assert all(update.decoded is None for update in plain)  # no σ_t, no decode to reuse

@@ -27,7 +27,10 @@ class SimilarityMonitor:
 
     def features(self, x0: torch.Tensor) -> torch.Tensor:
         """Feature vectors of decoded x̂0, resized to the index's image size (differentiable)."""
-        images = self.backend.decode(x0)
+        return self.image_features(self.backend.decode(x0))
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Feature vectors of decoded images in [0, 1], resized to the index's image size (differentiable)."""
         if images.shape[-1] != self.index.image_size:
             size = (self.index.image_size, self.index.image_size)
             images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -36,7 +39,12 @@ class SimilarityMonitor:
     @torch.no_grad()
     def match(self, x0: torch.Tensor) -> list[Match]:
         """Nearest training image and σ_t for each x̂0 in the batch."""
-        return self.index.match(self.features(x0).cpu().numpy())
+        return self.match_images(self.backend.decode(x0))
+
+    @torch.no_grad()
+    def match_images(self, images: torch.Tensor) -> list[Match]:
+        """Nearest training image and σ_t for each decoded x̂0 in the batch."""
+        return self.index.match(self.image_features(images).cpu().numpy())
 
     def duplicate_caption(self, x0: torch.Tensor) -> str | None:
         """The official G_dup rule's caption for one x̂0 (None when no caption is duplicated nearby)."""

@@ -193,6 +193,10 @@ class LiveRun:
         yield self._final()
 
     def _previews(self, update: StepUpdate) -> tuple[np.ndarray, np.ndarray]:
+        """Both x̂0 as uint8 images, reusing the decode that σ_t made when there was one."""
+        if update.decoded is not None:
+            images = to_uint8(update.decoded.float())
+            return images[0], images[1]
         backend = self.generation.backend
         return decoded(backend, update.x0_baseline), decoded(backend, update.x0_mitigated)
 
