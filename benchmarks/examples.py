@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from memdemo.backends import load_backend
+from memdemo.backends import Backend, load_backend
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.prompts import load_prompts
 from memdemo.evaluation.quality import mean_abs_error
@@ -93,7 +93,9 @@ def check_not_emoji(dataset: EmojiMem) -> None:
         raise SystemExit(f"these 'not an emoji' prompts are EmojiMem captions: {', '.join(clashes)}")
 
 
-def run_example(backend, monitor, judge: Judge, prompt: str, seed: int, method: str) -> tuple:
+def run_example(
+    backend: Backend, monitor: SimilarityMonitor, judge: Judge, prompt: str, seed: int, method: str
+) -> tuple:
     """One live run with the page's settings: both judgements and both images' MAE to the prompt's own image."""
     settings, _ = build_settings({"prompt": prompt, "seed": seed, "method": method})
     generation = Generation(backend, settings.request(), settings.policy(monitor), monitor, settings.method)

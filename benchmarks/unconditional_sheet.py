@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from memdemo.backends import load_backend
+from memdemo.backends import Backend, load_backend
 from memdemo.data.emojimem import EmojiMem
 from memdemo.evaluation.scoring import CopydetScorer
 from memdemo.guidance import build_policy
@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 TILE, PAD, HEADER = 64, 6, 18
 
 
-def unconditional(backend, seed: int, settings: RunSettings) -> np.ndarray:
+def unconditional(backend: Backend, seed: int, settings: RunSettings) -> np.ndarray:
     """The plain sampler with the empty prompt (ε_u alone) at the demo's steps and scheduler."""
     request = RunSettings(prompt="", seed=seed, steps=settings.steps, cfg=settings.cfg).request()
     generation = Generation(backend, request, build_policy("baseline", {}, settings.cfg, None), None, "baseline")
