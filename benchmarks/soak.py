@@ -103,6 +103,12 @@ class Outcome:
     digest: str = ""
 
 
+def default_sigint() -> None:
+    """In the server's process: Ctrl+C acts again. A soak started in the background (`nohup … &`) inherits SIGINT
+    ignored, and app.py would then never see the stop signal, nor clean up at exit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Server:
     """app.py in a subprocess, its temp folders and log in one private folder."""
@@ -123,7 +129,9 @@ class Server:
         }
         with (self.folder / "server.log").open("wb") as log:
             command = [sys.executable, "app.py", "--port", str(self.port), "--model", MODEL]
-            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=default_sigint
+            )
 
     @property
     def url(self) -> str:
