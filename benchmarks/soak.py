@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import httpx
 from gradio_client import Client
 from matplotlib.figure import Figure
 
+from benchmarks.memory_growth import free_port, rss_mb
 from memdemo.ui.layout import load_examples
 from memdemo.ui.server import HOUSEKEEPING_SECONDS, MAX_CACHE_FILES
 from memdemo.ui.settings import api_arguments
@@ -148,10 +148,7 @@ class Server:
         raise RuntimeError(f"app.py did not start; see {self.folder / 'server.log'}")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS in /proc; the soak needs Linux")
+        return rss_mb(str(self.process.pid))
 
     def temp_files(self) -> int:
         return sum(len(files) for name in ("gradio", "tmp") for _, _, files in os.walk(self.folder / name))
@@ -167,12 +164,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def bundle_digest(result: tuple) -> str:

@@ -21,7 +21,7 @@ from memdemo.bench import interleaved_medians
 from memdemo.generate import write_outputs
 from memdemo.sampling import Generation
 from memdemo.ui.layout import build_demo, example_method, load_examples
-from memdemo.ui.live import Frame, LiveRun
+from memdemo.ui.live import LiveRun
 from memdemo.ui.models import ModelRegistry
 from memdemo.ui.settings import RunSettings, api_arguments
 
@@ -37,8 +37,8 @@ def first_example() -> RunSettings:
     return RunSettings(prompt=example["prompt"], seed=example["seed"], method=example_method(card, example))
 
 
-def plot_seconds(frame: Frame, live: LiveRun, repeats: int = 5) -> float:
-    """Median seconds to draw both matplotlib panels of a frame and have gr.Plot encode them as PNG: what native
+def plot_seconds(live: LiveRun, repeats: int = 5) -> float:
+    """Median seconds to draw both matplotlib panels of a finished run and have gr.Plot encode them as PNG: what native
     gr.LinePlot (DataFrames drawn in the browser) could save per frame at most."""
     plot = gr.Plot(format="png")
     times = []
@@ -92,7 +92,7 @@ def main() -> None:
     served = medians[SERVED] / reference
     live = LiveRun(generation(), verdicts)
     frames = list(live.frames())
-    per_frame = plot_seconds(frames[-1], live)
+    per_frame = plot_seconds(live)
     saving = per_frame * len(frames)
     lines = [
         "# UI streaming cost vs the CLI",

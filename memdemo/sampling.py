@@ -182,8 +182,10 @@ class Generation:
         x0 = predicted_x0(
             torch.cat([state.x_base, state.x_mit]), torch.cat([baseline.eps, guided.eps]), context.alpha_bar
         )
-        decoded = self.backend.decode(x0) if self.monitor else None
-        matches = self.monitor.match_images(decoded) if self.monitor else [None, None]
+        decoded, matches = None, [None, None]
+        if self.monitor:
+            decoded = self.backend.decode(x0)
+            matches = self.monitor.match_images(decoded)
         norm_base = float(cond_uncond_norm(*eps_base_pair)[0])
         update = StepUpdate(
             self._step_record(context.index, context.t, context.alpha_bar, norm_base, matches[0], baseline),
