@@ -188,3 +188,12 @@ def test_previews_reuse_the_decode_that_sigma_made(emojimem_random, pixel_monito
         assert np.array_equal(previews[1], decoded(emojimem_random, update.x0_mitigated))
     plain = Generation(emojimem_random, Request("snail", steps=2), build_policy("baseline", {}, 7.5, None))
     assert all(update.decoded is None for update in plain)  # no σ_t, no decode to reuse
+
+
+def test_frame_gap_bounds_streaming_cost_and_the_wait_for_a_cancel():
+    from memdemo.ui.live import MAX_FRAME_GAP, frame_gap
+
+    assert frame_gap(0.5, 0.01) == 0.5  # a cheap frame: the interval
+    assert frame_gap(0.5, 0.1) == pytest.approx(1.0)  # ten times its cost
+    assert frame_gap(0.5, 0.4) == MAX_FRAME_GAP == 2.0  # a dear frame: capped, so Stop is answered soon
+    assert frame_gap(3.0, 0.4) == 3.0  # a longer interval asked for is kept

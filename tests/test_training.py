@@ -70,7 +70,10 @@ def test_ambient_t_nature_zero_is_kept_and_out_of_range_is_refused():
         resolve_t_nature(TrainConfig(objective="ambient", t_nature=1000))
 
 
-@pytest.mark.parametrize("field, value, message", [("steps", 0, "--steps"), ("batch_size", 0, "--batch-size")])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("steps", 0, "--steps"), ("batch_size", 0, "--batch-size"), ("caption_dropout", 1.0, "--caption-dropout")],
+)
 def test_settings_that_cannot_train_are_refused(tmp_path, emojimem, field, value, message):
     with pytest.raises(MemdemoError, match=message):
         train(replace(TrainConfig(), **{field: value}), _small(emojimem), tmp_path, progress=False)
@@ -104,6 +107,10 @@ def test_cpu_budget_stops_early_and_records_cpu_time_and_resumes(tmp_path, emoji
     assert card["steps_done"] == 1 and card["cpu_seconds"] > 0 and card["resumes"] == []
     card = train(replace(config, steps=2, max_cpu_minutes=None), small, tmp_path, progress=False)
     assert card["steps_done"] == 2 and [r["step"] for r in card["resumes"]] == [1]
+    card = train(replace(config, steps=3, max_cpu_minutes=None, caption_dropout=0.2), small, tmp_path, progress=False)
+    assert card["hyperparameters"]["caption_dropout"] == 0.2
+    changed = ["caption_dropout: checkpoint 0.1, asked 0.2", "steps: checkpoint 2, asked 3"]
+    assert card["resumes"][-1]["changed"] == changed
 
 
 @pytest.mark.slow

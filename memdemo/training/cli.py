@@ -37,6 +37,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--prediction", choices=PREDICTIONS, default=defaults.prediction)
     parser.add_argument("--min-snr-gamma", type=float, help="weight the loss by min(SNR_t, γ) in x0 space")
     parser.add_argument("--autoencoder", type=Path, help="train on the latents of this `train-autoencoder` folder")
+    parser.add_argument(
+        "--caption-dropout",
+        type=float,
+        default=defaults.caption_dropout,
+        help="share of each batch trained with the empty caption (may change when a run resumes)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     _common(parser, defaults, "training/emojimem-v2-ddpm")
     parser.set_defaults(run=_train)

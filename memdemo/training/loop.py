@@ -19,8 +19,10 @@ from tqdm import tqdm
 from memdemo.errors import MemdemoError
 from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint, saved_config
 
-# Settings that may change between a run and its resumption: more steps, other bookkeeping, another budget.
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes")
+# Settings that may change between a run and its resumption: more steps, other bookkeeping, another budget, and the
+# caption dropout (a later phase may train the unconditional branch CFG needs on more of each batch). A resume
+# records a change of steps or caption dropout.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes", "caption_dropout")
 
 
 @dataclass
@@ -88,12 +90,14 @@ def learning_rate(settings: LoopSettings, step: int) -> float:
     return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def config_differences(saved: dict, wanted: dict) -> list[str]:
-    """The settings, other than RESUMABLE_CHANGES, in which a checkpoint's config differs from the one asked for."""
-    keys = sorted((saved.keys() | wanted.keys()) - set(RESUMABLE_CHANGES))
+def config_differences(saved: dict, wanted: dict, keys: set[str] | None = None) -> list[str]:
+    """The settings (by default all but RESUMABLE_CHANGES) in which a checkpoint's config differs from the one asked
+    for."""
+    if keys is None:
+        keys = (saved.keys() | wanted.keys()) - set(RESUMABLE_CHANGES)
     return [
         f"{key}: checkpoint {saved.get(key)!r}, asked {wanted.get(key)!r}"
-        for key in keys
+        for key in sorted(keys)
         if saved.get(key) != wanted.get(key)
     ]
 
@@ -140,7 +144,8 @@ def run_loop(
             f"{checkpoint} holds weights but no {STATE_FILE}: a save was interrupted; delete the folder to start over"
         )
     if (checkpoint / STATE_FILE).is_file():
-        differences = config_differences(saved_config(checkpoint), config)
+        previous = saved_config(checkpoint)
+        differences = config_differences(previous, config)
         if differences:
             raise MemdemoError(
                 f"{checkpoint} was made with other settings ({'; '.join(differences)}); "
@@ -150,7 +155,9 @@ def run_loop(
         state = LoopState(
             saved["step"], saved["seconds"], saved.get("cpu_seconds", saved["seconds"]), saved.get("resumes", [])
         )
-        state.resumes.append({"step": state.step, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        resume = {"step": state.step, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        changed = config_differences(previous, config, {"steps", "caption_dropout"} & config.keys() & previous.keys())
+        state.resumes.append(resume | ({"changed": changed} if changed else {}))
         generator.set_state(torch.tensor(saved["generator"], dtype=torch.uint8))
     budget = None if settings.max_cpu_minutes is None else state.cpu_seconds + 60 * settings.max_cpu_minutes
     wall_start, cpu_start = time.perf_counter() - state.seconds, time.process_time() - state.cpu_seconds

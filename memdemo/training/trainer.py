@@ -127,6 +127,8 @@ def check_config(config: TrainConfig) -> None:
         raise MemdemoError(f"unknown prediction {config.prediction!r}; choose one of: {', '.join(PREDICTIONS)}")
     if config.min_snr_gamma is not None and not config.min_snr_gamma > 0:
         raise MemdemoError(f"--min-snr-gamma must be positive, got {config.min_snr_gamma}")
+    if not 0 <= config.caption_dropout < 1:
+        raise MemdemoError(f"--caption-dropout must be at least 0 and below 1, got {config.caption_dropout}")
 
 
 def train(config: TrainConfig, dataset: EmojiMem, out: Path, device: str = "cpu", progress: bool = True) -> dict:

@@ -27,6 +27,8 @@ from memdemo.ui.judge import Judge, Judgement, describe, own_line, verdict_sente
 DISPLAY_SIZE = 256
 STRIP_FRAMES = 10
 OVERHEAD_FACTOR = 10
+# Stop and a client's cancel take effect only when the handler yields, so frames are never further apart than this.
+MAX_FRAME_GAP = 2.0
 
 
 @dataclass
@@ -165,6 +167,12 @@ def write_bundle(trace: Trace, images: dict[str, np.ndarray], extras: dict[str, 
     return str(path)
 
 
+def frame_gap(interval: float, frame_seconds: float) -> float:
+    """Seconds of sampling before the next frame: OVERHEAD_FACTOR × what the last frame cost (drawing it plus the
+    consumer's time to send it), capped at MAX_FRAME_GAP, and never under `interval`."""
+    return max(interval, min(MAX_FRAME_GAP, OVERHEAD_FACTOR * frame_seconds))
+
+
 @dataclass
 class LiveRun:
     """Drives a Generation and emits a Frame at most every `interval` seconds, and always at the end."""
@@ -176,8 +184,8 @@ class LiveRun:
     strip: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def frames(self) -> Iterator[Frame]:
-        """Frames spaced by `interval` of sampling, or by OVERHEAD_FACTOR × what the last frame cost (drawing it plus
-        the consumer's time to send it), so that streaming adds at most ~1/OVERHEAD_FACTOR to the run."""
+        """Frames spaced by `frame_gap`: streaming adds at most ~1/OVERHEAD_FACTOR to the run, and a cancel waits at
+        most MAX_FRAME_GAP plus one frame."""
         steps = self.generation.request.steps
         every = max(1, steps // STRIP_FRAMES)
         gap, last = self.interval, time.perf_counter()
@@ -189,7 +197,7 @@ class LiveRun:
                 started = time.perf_counter()
                 yield self._frame(update)
                 last = time.perf_counter()
-                gap = max(self.interval, OVERHEAD_FACTOR * (last - started))
+                gap = frame_gap(self.interval, last - started)
         yield self._final()
 
     def _previews(self, update: StepUpdate) -> tuple[np.ndarray, np.ndarray]:
