@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 from gradio_client import Client
 from matplotlib.figure import Figure
 
@@ -43,6 +45,7 @@ REPO = HERE.parent
 MODEL = "emojimem-v2-ddpm"  # app.py's default
 STEPS = 20  # Generate's steps (Compare and Models always run 50)
 HANG_SECONDS = 300  # a request without an answer after this long is a hang
+REST_READINGS = 3
 WARMUP = 40  # requests before the RSS baseline: two rounds of the mix, so every kind and model has run twice
 SAMPLE_EVERY = 10
 RUN_FOLDERS_KEPT = 32  # memdemo.ui.run_folders.DEFAULT_KEEP: one zip each
@@ -206,18 +209,24 @@ class Soak:
     def run(self, plan: list[tuple[str, object]]) -> list[Outcome]:
         """The warm-up, RSS at rest, the rest of the plan, RSS at rest (`self.at_rest`)."""
         self.samples.append((0, self.server.rss_mb(), self.server.temp_files(), 0.0))
+        probe = next(payload for kind, payload in plan if kind == "generate")
         items = list(enumerate(plan))
         outcomes = []
         for phase in (items[:WARMUP], items[WARMUP:]):
             with ThreadPoolExecutor(len(self.clients)) as pool:
                 outcomes += pool.map(lambda item: self.one(*item), phase)
-            self.at_rest.append(self.rest_rss())
+            self.at_rest.append(self.rest_rss(probe))
         return outcomes
 
-    def rest_rss(self) -> float:
-        """The server's RSS with no request in flight, after its next heap trim."""
-        time.sleep(HOUSEKEEPING_SECONDS + 2)
-        return self.server.rss_mb()
+    def rest_rss(self, probe: list) -> float:
+        """The server's RSS with no request in flight: after the same Generate `probe` (so that what ran last does
+        not differ between the two readings), the median of REST_READINGS readings, each after a heap trim."""
+        self.clients[0].submit(*probe, api_name="/generate").result(timeout=HANG_SECONDS)
+        readings = []
+        for _ in range(REST_READINGS):
+            time.sleep(HOUSEKEEPING_SECONDS + 2)
+            readings.append(self.server.rss_mb())
+        return statistics.median(readings)
 
     def one(self, index: int, item: tuple[str, object]) -> Outcome:
         with self.lock:
@@ -343,6 +352,8 @@ def report(args: argparse.Namespace, outcomes: list[Outcome], soak: Soak, extra:
     bad = [o for o in outcomes if o.kind == "bad"]
     rest = soak.at_rest
     during = [s[1] for s in soak.samples if s[0] > WARMUP]
+    after = [s for s in soak.samples if s[0] >= WARMUP]
+    trend = np.polyfit([s[0] for s in after], [s[1] for s in after], 1)[0] * (args.requests - WARMUP)
     last = soak.samples[-1]
     cache = soak.server.cache_files
     bound = cache + RUN_FOLDERS_KEPT + SWEEP_SLACK
@@ -372,9 +383,11 @@ def report(args: argparse.Namespace, outcomes: list[Outcome], soak: Soak, extra:
         f"{'yes' if not tally['raw'] and not extra['tracebacks'] else 'no'} |",
         f"| clear-message rate of bad inputs | {tally['clear']} of {len(bad)} | "
         f"{'yes' if tally['clear'] == len(bad) else 'no'} |",
-        f"| RSS growth ≤ 5 MB after the warm-up ({WARMUP} requests), at rest (nothing in flight, after a heap trim) | "
+        f"| RSS growth ≤ 5 MB after the warm-up ({WARMUP} requests), at rest (nothing in flight, after the same "
+        f"Generate, median of {REST_READINGS} readings each after a heap trim) | "
         f"{rest[0]:.1f} → {rest[1]:.1f} MB ({rest[1] - rest[0]:+.1f}); samples taken during the runs after the "
-        f"warm-up: {min(during):.1f}–{max(during):.1f} MB | {'yes' if rest[1] - rest[0] <= 5 else 'no'} |",
+        f"warm-up: {min(during):.1f}–{max(during):.1f} MB, least-squares trend {trend:+.1f} MB over "
+        f"{args.requests - WARMUP} requests | {'yes' if rest[1] - rest[0] <= 5 else 'no'} |",
         f"| temp files ≤ {bound:,} (cache cap {cache:,} + {RUN_FOLDERS_KEPT} run bundles + {SWEEP_SLACK} "
         f"written between sweeps) | peak {peak_files:,}, last {last[2]:,}, after shutdown {extra['files_left']} | "
         f"{'yes' if peak_files <= bound else 'no'} |",

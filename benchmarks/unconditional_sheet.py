@@ -61,7 +61,8 @@ def main() -> None:
     lines = [
         f"# Unconditional samples: `{args.model}`",
         "",
-        f"`python -m benchmarks.unconditional_sheet`: the empty prompt, seeds 0–{args.seeds - 1}, {settings.steps} "
+        f"`python -m benchmarks.unconditional_sheet --model {args.model} --seeds {args.seeds}`: the empty prompt, "
+        f"seeds 0–{args.seeds - 1}, {settings.steps} "
         f"{settings.scheduler.upper()} steps (CFG has no effect without a prompt). What STP, DTP and opposite guidance "
         f"follow before their switch. The scorer (τ = {judge.threshold:.3f}) calls {copies} of {args.seeds} a copy of "
         "a training emoji.",
