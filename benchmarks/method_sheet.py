@@ -42,14 +42,18 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "method_sheet")
+    parser.add_argument(
+        "--from", dest="folders", type=Path, nargs="+", default=list(FOLDERS), help="evaluation folders to read"
+    )
+    parser.add_argument("--title", default=MODEL, help="the model the folders evaluated, for the heading")
     args = parser.parse_args()
     dataset = EmojiMem.load()
     judge = Judge(CopydetScorer.load(), dataset)
-    saved = saved_images(FOLDERS, args.seed)
+    saved = saved_images(tuple(args.folders), args.seed)
     columns = ["baseline", *METHODS, "training image"]
     prompts = [p for p in load_prompts("duplicated", args.prompts) if all((m, p.text) in saved for m in columns[:-1])]
     if not prompts:
-        raise SystemExit(f"no saved images of {', '.join(columns[:-1])} in {', '.join(map(str, FOLDERS))}")
+        raise SystemExit(f"no saved images of {', '.join(columns[:-1])} in {', '.join(map(str, args.folders))}")
     rows, copies = [], {name: 0 for name in columns[:-1]}
     for prompt in prompts:
         images = {name: saved[name, prompt.text] for name in columns[:-1]}
@@ -59,11 +63,11 @@ def main() -> None:
         rows.append((prompt.text, images, marks, dataset.images[prompt.own_id], prompt.own_id))
     draw_sheet(rows, columns).save(args.out.with_suffix(".png"))
     lines = [
-        f"# Mitigations by eye: `{MODEL}`",
+        f"# Mitigations by eye: `{args.title}`",
         "",
-        f"`python -m benchmarks.method_sheet`: the first {len(prompts)} duplicated captions, seed {args.seed}, CFG "
-        "7.5, 50 DDIM steps, the evaluation's own samples (`benchmarks/emojimem-v2-ddpm*/`). A red frame marks an "
-        "image the scoring descriptor calls a copy (copydet > τ).",
+        f"`{_command(args)}`: the first {len(prompts)} duplicated captions, seed {args.seed}, CFG 7.5, 50 DDIM "
+        f"steps, the evaluation's own samples ({', '.join(f'`{_shown(folder)}`' for folder in args.folders)}). A red "
+        "frame marks an image the scoring descriptor calls a copy (copydet > τ).",
         "",
         *sheet_table(rows, columns[:-1], copies, dataset),
         "",
@@ -71,6 +75,22 @@ def main() -> None:
         "",
     ]
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command that rewrites this sheet."""
+    command = f"python -m benchmarks.method_sheet --seed {args.seed}"
+    if args.out != HERE / "method_sheet":
+        command += f" --out {_shown(args.out)}"
+    if [folder.resolve() for folder in args.folders] != [folder.resolve() for folder in FOLDERS]:
+        command += f" --from {' '.join(_shown(folder) for folder in args.folders)} --title {args.title}"
+    return command
+
+
+def _shown(folder: Path) -> str:
+    """A folder as the report names it: relative to the repository when inside it."""
+    folder = folder.resolve()
+    return str(folder.relative_to(HERE.parent)) if folder.is_relative_to(HERE.parent) else str(folder)
 
 
 def sheet_table(rows: list, methods: list[str], copies: dict[str, int], dataset: EmojiMem) -> list[str]:
