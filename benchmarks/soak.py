@@ -428,8 +428,9 @@ def main() -> None:
         exit_code = server.stop()
     log = server.log()
     options = f"--requests {args.requests} --clients {args.clients}"
-    name = "soak" if args.cache_files == MAX_CACHE_FILES else f"soak-cache-{args.cache_files}"
-    if name != "soak":
+    name = "soak" if args.requests == 200 else f"soak-{args.requests}"
+    if args.cache_files != MAX_CACHE_FILES:
+        name = f"soak-cache-{args.cache_files}"
         options += f" --cache-files {args.cache_files}"
     extra = {"serial": serial, "exit_code": exit_code, "tracebacks": log.count("Traceback"), "note": args.note}
     extra |= {"files_left": server.temp_files(), "options": options, "name": name}
