@@ -9,6 +9,7 @@ Run (after the evaluation commands in assets/MODEL_CARD.md): python -m benchmark
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def _command(args: argparse.Namespace) -> str:
     if args.out != HERE / "method_sheet":
         command += f" --out {_shown(args.out)}"
     if [folder.resolve() for folder in args.folders] != [folder.resolve() for folder in FOLDERS]:
-        command += f" --from {' '.join(_shown(folder) for folder in args.folders)} --title {args.title}"
+        command += f" --from {' '.join(_shown(folder) for folder in args.folders)} --title {shlex.quote(args.title)}"
     return command
 
 

@@ -34,7 +34,8 @@ SAMPLE_MODELS = ("emojimem-v2-ddpm", *MODELS)
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-MAIN, MODELS_TABLE, SPEED = HERE / "emojimem-ddpm", HERE / "models", HERE / "speed-cpu.md"
+MAIN, MODELS_TABLE = HERE / "emojimem-ddpm", HERE / "models"
+SPEEDS = {"EmojiMem v2": HERE / "speed-cpu-v2.md", "EmojiMem v1": HERE / "speed-cpu.md"}
 V2_TABLE, V2_SHEET = HERE / "emojimem-v2", HERE / "method_sheet.md"
 SWEEP = HERE / "ambient_sweep.md"
 
@@ -49,6 +50,11 @@ def _section(path: Path, heading: str) -> str:
     """The table lines of a Markdown file after `heading`."""
     lines = path.read_text(encoding="utf-8").split(heading, 1)[1].strip().splitlines()
     return "\n".join(line for line in lines if line.startswith("|"))
+
+
+def _section_model(path: Path) -> str:
+    """The model a `bench` report was measured on, from its title ("# Speed of every method: MODEL")."""
+    return path.read_text(encoding="utf-8").splitlines()[0].rsplit(": ", 1)[1]
 
 
 def results_markdown() -> str:
@@ -80,8 +86,10 @@ def results_markdown() -> str:
     if SWEEP.is_file():
         parts += ["**EmojiMem v1: Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
         parts += [_section(SWEEP, "# Ambient"), "![sweep](benchmarks/ambient_sweep.png)"]
-    if SPEED.is_file():
-        parts += [f"**Speed** (`{SPEED.relative_to(REPO)}`, `python -m memdemo bench`):", _section(SPEED, "# Speed")]
+    for name, speed in SPEEDS.items():
+        if speed.is_file():
+            command = f"python -m memdemo bench --model {_section_model(speed)}"
+            parts += [f"**Speed, {name}** (`{speed.relative_to(REPO)}`, `{command}`):", _section(speed, "# Speed")]
     return "\n\n".join(parts)
 
 
@@ -257,6 +265,12 @@ def sweep_markdown() -> str:
 V2_RUNS = {"DDPM": "emojimem-v2-ddpm", "Ambient": "emojimem-v2-ambient"}
 
 
+def _resume_text(resume: dict) -> str:
+    """ "step 9484 (2026-12-02T03:51; caption_dropout 0.1 → 0.2)": where a run resumed, when, and what changed."""
+    changes = [change.replace(": checkpoint ", " ").replace(", asked ", " → ") for change in resume.get("changed", [])]
+    return f"step {resume['step']} ({'; '.join([resume['at'][:16], *changes])})"
+
+
 def v2_markdown() -> str:
     """EmojiMem v2: the recipe study, each run's CPU hours and resumes (from its checkpoint card), and the targets."""
     parts = [
@@ -274,7 +288,7 @@ def v2_markdown() -> str:
         if not config.is_file():
             continue
         card = json.loads(config.read_text(encoding="utf-8"))["card"]
-        resumes = ", ".join(f"step {r['step']} ({r['at'][:16]})" for r in card["resumes"]) or "none"
+        resumes = ", ".join(_resume_text(r) for r in card["resumes"]) or "none"
         nature = f" (t_n = {card['t_nature']})" if card.get("t_nature") is not None else ""
         samples = card["steps_done"] * card["hyperparameters"]["batch_size"]
         parts[-1] += (
@@ -286,8 +300,19 @@ def v2_markdown() -> str:
         steps = json.loads(shipped.read_text(encoding="utf-8"))["card"]["steps_done"]
         parts.append(
             f"The demo ships the DDPM run's snapshot at step {steps:,} (`assets/emojimem-v2-ddpm`): the targets, "
-            "examples, method sheet and screenshots were measured on it; the run goes on in `training/`."
+            "examples, method sheet and screenshots were measured on it."
         )
+    final = HERE / "v2-training-final"
+    if (final / "method_sheet.md").is_file() and V2_SHEET.is_file():
+        parts += [
+            "The finished run, at the same 20 duplicated captions and seed 0 "
+            "([benchmarks/v2-training-final/](../benchmarks/v2-training-final/method_sheet.md)), copies harder, "
+            "and its transition methods and OG+DTP leave more copies (AMG as many) than on the shipped snapshot, so "
+            "the demo keeps the snapshot:",
+            _section(final / "method_sheet.md", "Training emoji speckle"),
+            f"The shipped snapshot ([{V2_SHEET.name}](../benchmarks/{V2_SHEET.name})):",
+            _section(V2_SHEET, "Training emoji speckle"),
+        ]
     autoencoder = REPO / "training" / "emojimem-vae" / "card.json"
     if autoencoder.is_file():
         ae = json.loads(autoencoder.read_text(encoding="utf-8"))

@@ -32,3 +32,11 @@ def test_the_examples_showcase_needs_the_own_copy_removed():
     assert examples.verdict(own_copy) == "copies its own training image (0.99)"
     assert examples.verdict(other_copy) == "another training emoji, “emoji 7” (0.95)"
     assert examples.verdict(no_copy) == "not a copy (0.60 to the nearest, “emoji 7”)"
+
+
+def test_the_model_card_names_what_changed_at_a_resume():
+    model_card = importlib.import_module("benchmarks.model_card")
+    change = "caption_dropout: checkpoint 0.1, asked 0.2"
+    changed = {"step": 9484, "at": "2026-12-02T03:51:15+00:00", "changed": [change]}
+    assert model_card._resume_text(changed) == "step 9484 (2026-12-02T03:51; caption_dropout 0.1 → 0.2)"
+    assert model_card._resume_text({"step": 4426, "at": "2026-12-01T20:27:41+00:00"}) == "step 4426 (2026-12-01T20:27)"
