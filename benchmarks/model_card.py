@@ -35,7 +35,7 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 MAIN, MODELS_TABLE = HERE / "emojimem-ddpm", HERE / "models"
-SPEEDS = {"EmojiMem v2": HERE / "speed-cpu-v2.md", "EmojiMem v1": HERE / "speed-cpu.md"}
+SPEEDS = {"emojimem-v2-ddpm": HERE / "speed-cpu-v2.md", "emojimem-ddpm": HERE / "speed-cpu.md"}  # `bench --model`
 V2_TABLE, V2_SHEET = HERE / "emojimem-v2", HERE / "method_sheet.md"
 SWEEP = HERE / "ambient_sweep.md"
 
@@ -50,11 +50,6 @@ def _section(path: Path, heading: str) -> str:
     """The table lines of a Markdown file after `heading`."""
     lines = path.read_text(encoding="utf-8").split(heading, 1)[1].strip().splitlines()
     return "\n".join(line for line in lines if line.startswith("|"))
-
-
-def _section_model(path: Path) -> str:
-    """The model a `bench` report was measured on, from its title ("# Speed of every method: MODEL")."""
-    return path.read_text(encoding="utf-8").splitlines()[0].rsplit(": ", 1)[1]
 
 
 def results_markdown() -> str:
@@ -86,10 +81,10 @@ def results_markdown() -> str:
     if SWEEP.is_file():
         parts += ["**EmojiMem v1: Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
         parts += [_section(SWEEP, "# Ambient"), "![sweep](benchmarks/ambient_sweep.png)"]
-    for name, speed in SPEEDS.items():
+    for model, speed in SPEEDS.items():
         if speed.is_file():
-            command = f"python -m memdemo bench --model {_section_model(speed)}"
-            parts += [f"**Speed, {name}** (`{speed.relative_to(REPO)}`, `{command}`):", _section(speed, "# Speed")]
+            command = f"python -m memdemo bench --model {model}"
+            parts += [f"**Speed, `{model}`** (`{speed.relative_to(REPO)}`, `{command}`):", _section(speed, "# Speed")]
     return "\n\n".join(parts)
 
 

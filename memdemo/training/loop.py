@@ -20,9 +20,9 @@ from memdemo.errors import MemdemoError
 from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint, saved_config
 
 # Settings that may change between a run and its resumption: more steps, other bookkeeping, another budget, and the
-# caption dropout (a later phase may train the unconditional branch CFG needs on more of each batch). A resume
-# records a change of steps or caption dropout.
+# caption dropout (a later phase may train the unconditional branch CFG needs on more of each batch).
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes", "caption_dropout")
+RECORDED_CHANGES = ("steps", "caption_dropout")  # the changes a resume writes into the card: they shape the model
 
 
 @dataclass
@@ -156,7 +156,7 @@ def run_loop(
             saved["step"], saved["seconds"], saved.get("cpu_seconds", saved["seconds"]), saved.get("resumes", [])
         )
         resume = {"step": state.step, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        changed = config_differences(previous, config, {"steps", "caption_dropout"} & config.keys() & previous.keys())
+        changed = config_differences(previous, config, set(RECORDED_CHANGES) & config.keys() & previous.keys())
         state.resumes.append(resume | ({"changed": changed} if changed else {}))
         generator.set_state(torch.tensor(saved["generator"], dtype=torch.uint8))
     budget = None if settings.max_cpu_minutes is None else state.cpu_seconds + 60 * settings.max_cpu_minutes
