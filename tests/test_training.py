@@ -100,6 +100,23 @@ def test_a_truncated_checkpoint_stops_with_a_clear_error(tmp_path, emojimem):
 
 
 @pytest.mark.slow
+def test_a_run_stopped_at_a_step_resumes_to_the_same_model(tmp_path, emojimem):
+    small = _small(emojimem)
+    # Past a one-step warm-up the learning rate depends on the schedule's length, which stopping must not change.
+    config = TrainConfig(steps=4, batch_size=2, warmup_steps=1, checkpoint_every=100, log_every=1)
+    train(config, small, tmp_path / "straight", progress=False)
+    card = train(replace(config, stop_at=2), small, tmp_path / "stopped", progress=False)
+    assert card["steps_done"] == 2
+    card = train(config, small, tmp_path / "stopped", progress=False)
+    assert card["steps_done"] == 4 and [r["step"] for r in card["resumes"]] == [2]
+    straight = load_file(str(tmp_path / "straight" / "unet.safetensors"))
+    resumed = load_file(str(tmp_path / "stopped" / "unet.safetensors"))
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+    with pytest.raises(MemdemoError, match="--stop-at must be between 1 and --steps"):
+        train(replace(config, stop_at=5), small, tmp_path / "beyond", progress=False)
+
+
+@pytest.mark.slow
 def test_cpu_budget_stops_early_and_records_cpu_time_and_resumes(tmp_path, emojimem):
     small = _small(emojimem)
     config = TrainConfig(steps=50, batch_size=2, log_every=1, checkpoint_every=100, max_cpu_minutes=1e-6)

@@ -24,6 +24,10 @@ def _common(parser: argparse.ArgumentParser, defaults: object, example: str) -> 
         parser.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value)
     if hasattr(defaults, "max_cpu_minutes"):
         parser.add_argument("--max-cpu-minutes", type=float, help="stop (and checkpoint) after this much CPU time")
+    if hasattr(defaults, "stop_at"):
+        parser.add_argument(
+            "--stop-at", type=int, help="stop (and checkpoint) at this step; the schedule still runs to --steps"
+        )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when present)")
 
 

@@ -21,7 +21,7 @@ from memdemo.training.checkpoint import STATE_FILE, load_checkpoint, save_checkp
 
 # Settings that may change between a run and its resumption: more steps, other bookkeeping, another budget, and the
 # caption dropout (a later phase may train the unconditional branch CFG needs on more of each batch).
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes", "caption_dropout")
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "log_every", "max_cpu_minutes", "stop_at", "caption_dropout")
 RECORDED_CHANGES = ("steps", "caption_dropout")  # the changes a resume writes into the card: they shape the model
 
 
@@ -36,6 +36,7 @@ class LoopSettings:
     checkpoint_every: int
     log_every: int
     max_cpu_minutes: float | None = None
+    stop_at: int | None = None  # a step to stop (and checkpoint) at, before the schedule's end
     description: str = "train"
     clip_grad_norm: float | None = 1.0
 
@@ -46,7 +47,10 @@ def settings_from(config: object, description: str, **overrides: object) -> Loop
     for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
         if getattr(config, name) < 1:
             raise MemdemoError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    names = ("steps", "lr", "warmup_steps", "ema_decay", "checkpoint_every", "log_every", "max_cpu_minutes")
+    stop_at = getattr(config, "stop_at", None)
+    if stop_at is not None and not 1 <= stop_at <= config.steps:
+        raise MemdemoError(f"--stop-at must be between 1 and --steps ({config.steps}), got {stop_at}")
+    names = ("steps", "lr", "warmup_steps", "ema_decay", "checkpoint_every", "log_every", "max_cpu_minutes", "stop_at")
     values = {name: getattr(config, name, None) for name in names}
     return LoopSettings(**values, description=description, **overrides)
 
@@ -162,8 +166,9 @@ def run_loop(
     budget = None if settings.max_cpu_minutes is None else state.cpu_seconds + 60 * settings.max_cpu_minutes
     wall_start, cpu_start = time.perf_counter() - state.seconds, time.process_time() - state.cpu_seconds
     log = (out / "train_log.jsonl").open("a", encoding="utf-8")
+    end = settings.steps if settings.stop_at is None else settings.stop_at
     bar = tqdm(
-        range(state.step, settings.steps),
+        range(state.step, end),
         initial=state.step,
         total=settings.steps,
         disable=not progress,
@@ -190,7 +195,7 @@ def run_loop(
             ema_update(ema, model, step, settings.ema_decay)
             state.step = step + 1
             over_budget = budget is not None and time.process_time() - cpu_start >= budget
-            last = state.step == settings.steps or over_budget or stop.requested
+            last = state.step == end or over_budget or stop.requested
             if state.step % settings.log_every == 0 or last:
                 entry = {"step": state.step, "loss": round(loss.item(), 5), "lr": learning_rate(settings, step)}
                 entry |= {

@@ -44,6 +44,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     max_cpu_minutes: float | None = None
+    stop_at: int | None = None
 
 
 @dataclass
