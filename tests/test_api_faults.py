@@ -17,6 +17,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from memdemo.ui import server
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
 from memdemo.ui.server import MAX_BODY_BYTES, serve, sweep_cache
@@ -261,3 +262,22 @@ def test_a_run_keeps_nothing_in_its_session(served):
     for _ in range(2):
         assert_still_serving(served)
     assert len(session.blocks_config.blocks) == before
+
+
+@pytest.mark.parametrize(
+    ("environment", "calls"),
+    [
+        ({}, [(server.M_ARENA_MAX, 2), (server.M_MMAP_THRESHOLD, 131072)]),
+        ({"MALLOC_ARENA_MAX": "4"}, [(server.M_MMAP_THRESHOLD, 131072)]),
+        ({"MALLOC_MMAP_THRESHOLD_": "65536"}, [(server.M_ARENA_MAX, 2)]),
+    ],
+)
+def test_malloc_is_tuned_unless_the_operator_set_it(monkeypatch, environment, calls):
+    made = []
+    monkeypatch.setattr(server, "glibc", lambda: SimpleNamespace(mallopt=lambda *call: made.append(call) or 1))
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    server.tune_malloc(2, 128 * 1024)
+    assert made == calls

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -29,7 +30,10 @@ QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
 # Sessions whose state (component values, uploaded references) the server keeps, the least recently used dropped:
 # a session holds about 200 kB before any upload, so 100 stay under 20 MB.
 MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "100"))
-M_ARENA_MAX, MALLOC_ARENAS = -8, 2  # glibc's mallopt parameter, and the arenas the server keeps
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
+MALLOC_ARENAS = 1  # one heap shared by every thread: the least fragmentation (docs/operations.md)
+# Blocks from 1 MB up are mapped and unmapped; at glibc's starting 128 kB a run took 12% longer (malloc_tuning.md).
+MMAP_THRESHOLD = 1 << 20
 MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
 MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
 # The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
@@ -37,7 +41,7 @@ EVENT_ROUTE = re.compile(r"^/gradio_api/(?:queue/join|run/(?P<run>[^/]+)|call/(?
 API_PAGE = "/?view=api"
 # Gradio writes every streamed image and download into its cache (GRADIO_TEMP_DIR); its own sweep is by age only.
 MAX_CACHE_FILES = int(os.environ.get("MEMDEMO_CACHE_FILES", "1000"))
-HOUSEKEEPING_SECONDS = 10  # between two cache sweeps and heap trims
+HOUSEKEEPING_SECONDS = 10  # between two cache sweeps, garbage collections and heap trims
 
 
 def endpoint(fns: Mapping[int, BlockFunction], fn_index: Any, name: str | None) -> BlockFunction | str:
@@ -167,9 +171,9 @@ def glibc() -> ctypes.CDLL | None:
 
 
 def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
-    """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files and hand the C heap's free
-    pages back to the OS (malloc_trim: RSS then follows live memory, not the highest concurrent peak). A daemon
-    thread that ends once the demo, having started, is closed."""
+    """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files, collect Python's cyclic
+    garbage (plots, frames) and hand the C heap's free pages back to the OS (malloc_trim: RSS then follows live
+    memory, not the highest concurrent peak). A daemon thread that ends once the demo, having started, is closed."""
     libc = glibc()
 
     def loop() -> None:
@@ -179,28 +183,36 @@ def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
             started = started or demo.is_running
             if demo.is_running and (removed := sweep_cache(demo, keep)):
                 log.info("cache sweep: removed %d files beyond %d", removed, keep)
-            if demo.is_running and libc is not None:
-                libc.malloc_trim(0)
+            if demo.is_running:
+                gc.collect()
+                if libc is not None:
+                    libc.malloc_trim(0)
 
     threading.Thread(target=loop, name="memdemo-housekeeping", daemon=True).start()
 
 
-def limit_malloc_arenas(arenas: int) -> None:
-    """Cap glibc's malloc arenas unless MALLOC_ARENA_MAX is set. glibc gives each thread that finds the others busy
-    an arena of its own and keeps what was freed in it: with Gradio's worker threads running torch, the server's RSS
-    grew about 1 MB a request (docs/operations.md)."""
+def tune_malloc(arenas: int | None, mmap_threshold: int | None) -> None:
+    """Cap glibc's malloc arenas and fix its mmap threshold, each unless None or its environment variable is set.
+    Uncapped, glibc gives each thread that finds the others busy an arena of its own; unfixed, it raises the threshold
+    to the largest block freed (up to 32 MB), after which large buffers are carved from the heap. Both leave free
+    memory scattered that a trim cannot return (docs/operations.md)."""
     libc = glibc()
-    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+    if libc is None:
+        return
+    if arenas is not None and "MALLOC_ARENA_MAX" not in os.environ:
         libc.mallopt(M_ARENA_MAX, arenas)
+    if mmap_threshold is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
 
 
 def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
     gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
     refused by the guard, at most MAX_SESSIONS sessions kept, Gradio's cache kept to MAX_CACHE_FILES files and
-    emptied at exit, glibc's malloc arenas capped and trimmed. `options` go to launch() unchanged (share,
+    emptied at exit, garbage collected and glibc's malloc tuned and trimmed. `options` go to launch() unchanged (share,
     prevent_thread_lock, quiet)."""
-    limit_malloc_arenas(MALLOC_ARENAS)
+    tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD)
+    gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it (ms, not 0.3 s)
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
     keep_bounded(demo, MAX_CACHE_FILES, HOUSEKEEPING_SECONDS)
     # Gradio empties its cache in the server's shutdown, yet a soak found 272 files left after Ctrl+C: empty it at exit.
