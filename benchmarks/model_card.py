@@ -37,7 +37,7 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 MAIN, MODELS_TABLE = HERE / "emojimem-ddpm", HERE / "models"
 SPEEDS = {"emojimem-v2-ddpm": HERE / "speed-cpu-v2.md", "emojimem-ddpm": HERE / "speed-cpu.md"}  # `bench --model`
 V2_TABLE, V2_SHEET = HERE / "emojimem-v2", HERE / "method_sheet.md"
-SWEEP = HERE / "ambient_sweep.md"
+SWEEP, SWEEP_V2 = HERE / "ambient_sweep.md", HERE / "ambient_sweep-v2.md"
 
 
 def _table(folder: Path, columns: tuple[str, ...], methods: tuple[str, ...] | None = None) -> str:
@@ -78,9 +78,11 @@ def results_markdown() -> str:
     if (MODELS_TABLE / "results.csv").is_file():
         parts += ["**EmojiMem v1: DDPM vs Ambient, plain CFG** (`benchmarks/models/results.md`):"]
         parts += [_table(MODELS_TABLE, ("model", *KEY_COLUMNS), ("baseline",))]
-    if SWEEP.is_file():
-        parts += ["**EmojiMem v1: Ambient t_n sweep** (`benchmarks/ambient_sweep.md`; t_n = 0 is the DDPM model):"]
-        parts += [_section(SWEEP, "# Ambient"), "![sweep](benchmarks/ambient_sweep.png)"]
+    for version, sweep in (("v2", SWEEP_V2), ("v1", SWEEP)):
+        if sweep.is_file():
+            where = sweep.relative_to(REPO)
+            parts += [f"**EmojiMem {version}: Ambient t_n sweep** (`{where}`; t_n = 0 is the DDPM model):"]
+            parts += [_section(sweep, "# Ambient"), f"![sweep]({where.with_suffix('.png')})"]
     for model, speed in SPEEDS.items():
         if speed.is_file():
             command = f"python -m memdemo bench --model {model}"
@@ -249,12 +251,13 @@ def v2_reading(dataset: EmojiMem) -> str:
     return "\n".join(lines)
 
 
-def sweep_markdown() -> str:
-    """benchmarks/ambient_sweep.md without its title, or how to make it."""
-    if not SWEEP.is_file():
+def sweep_markdown(sweep: Path) -> str:
+    """A benchmarks/ambient_sweep*.md report without its title, or how to make it."""
+    if not sweep.is_file():
         return "Not run yet: `python -m benchmarks.ambient_sweep MODEL_FOLDER ...` after evaluating each model."
-    text = SWEEP.read_text(encoding="utf-8").split("\n", 1)[1].strip()
-    return text.replace("](ambient_sweep.png)", "](../benchmarks/ambient_sweep.png)")
+    text = sweep.read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    plot = sweep.with_suffix(".png").name
+    return text.replace(f"]({plot})", f"](../benchmarks/{plot})")
 
 
 V2_RUNS = {"DDPM": "emojimem-v2-ddpm", "Ambient": "emojimem-v2-ambient"}
@@ -346,7 +349,8 @@ def main() -> None:
         sheet_rows=", ".join(sheet_rows),
         targets=targets_markdown(seconds),
         results=evaluation_markdown(),
-        sweep=sweep_markdown(),
+        sweep=sweep_markdown(SWEEP),
+        sweep_v2=sweep_markdown(SWEEP_V2),
         seconds=f"{seconds:.2f}",
         repeats=args.repeats,
         machine=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",

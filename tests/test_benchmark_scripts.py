@@ -40,3 +40,13 @@ def test_the_model_card_names_what_changed_at_a_resume():
     changed = {"step": 9484, "at": "2026-12-02T03:51:15+00:00", "changed": [change]}
     assert model_card._resume_text(changed) == "step 9484 (2026-12-02T03:51; caption_dropout 0.1 → 0.2)"
     assert model_card._resume_text({"step": 4426, "at": "2026-12-01T20:27:41+00:00"}) == "step 4426 (2026-12-01T20:27)"
+
+
+def test_the_ambient_sweep_judges_each_t_n_by_the_papers_claim():
+    sweep = importlib.import_module("benchmarks.ambient_sweep")
+    ddpm = {"copy_share_copydet": 0.9, "frechet_copydet": 0.1}
+    fall, fd_ratio, met = sweep.against_ddpm({"copy_share_copydet": 0.2, "frechet_copydet": 0.105}, ddpm)
+    assert fall == pytest.approx(4.5) and fd_ratio == pytest.approx(1.05) and met
+    assert not sweep.against_ddpm({"copy_share_copydet": 0.5, "frechet_copydet": 0.1}, ddpm)[2]  # 1.8× fewer
+    assert not sweep.against_ddpm({"copy_share_copydet": 0.1, "frechet_copydet": 0.12}, ddpm)[2]  # FD 20% worse
+    assert sweep.against_ddpm({"copy_share_copydet": 0.0, "frechet_copydet": 0.1}, ddpm)[0] == float("inf")
