@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from memdemo.bench import interleaved_medians
-from memdemo.ui.server import MALLOC_ARENAS, MMAP_THRESHOLD
+from memdemo.ui.server import MALLOC_ARENAS, MMAP_THRESHOLD, glibc
 
 HERE = Path(__file__).resolve().parent
 # name: (arenas, fixed mmap threshold in bytes); None keeps glibc's default
@@ -34,8 +34,6 @@ WORKERS = {
 
 def process_memory() -> dict[str, float]:
     """This process's RSS and peak RSS in MB after a collection and a heap trim (Linux)."""
-    from memdemo.ui.server import glibc
-
     gc.collect()
     glibc().malloc_trim(0)
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
@@ -75,6 +73,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if glibc() is None:
+        raise SystemExit("this benchmark tunes glibc's malloc: it needs Linux with glibc")
     if args.worker:
         return worker(*(json.loads(value) for value in args.worker.split(",")))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
