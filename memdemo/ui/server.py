@@ -212,7 +212,7 @@ def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **o
     emptied at exit, garbage collected and glibc's malloc tuned and trimmed. `options` go to launch() unchanged (share,
     prevent_thread_lock, quiet)."""
     tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD)
-    gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it (ms, not 0.3 s)
+    gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
     keep_bounded(demo, MAX_CACHE_FILES, HOUSEKEEPING_SECONDS)
     # Gradio empties its cache in the server's shutdown, yet a soak found 272 files left after Ctrl+C: empty it at exit.
