@@ -264,6 +264,14 @@ def test_a_run_keeps_nothing_in_its_session(served):
     assert len(session.blocks_config.blocks) == before
 
 
+def test_the_queue_keeps_a_bounded_record_of_events(served):
+    """Gradio records every event for its monitoring page (off here), 10,000 by default; serve() caps the record."""
+    assert_still_serving(served)
+    queue = served.demo._queue
+    assert queue.ANALYTICS_MAX_EVENTS == server.ANALYTICS_EVENTS < 10_000
+    assert 0 < len(queue.event_analytics) <= server.ANALYTICS_EVENTS
+
+
 @pytest.mark.parametrize(
     ("environment", "calls"),
     [

@@ -50,3 +50,12 @@ def test_the_ambient_sweep_judges_each_t_n_by_the_papers_claim():
     assert not sweep.against_ddpm({"copy_share_copydet": 0.5, "frechet_copydet": 0.1}, ddpm)[2]  # 1.8× fewer
     assert not sweep.against_ddpm({"copy_share_copydet": 0.1, "frechet_copydet": 0.12}, ddpm)[2]  # FD 20% worse
     assert sweep.against_ddpm({"copy_share_copydet": 0.0, "frechet_copydet": 0.1}, ddpm)[0] == float("inf")
+
+
+def test_the_soak_takes_rss_growth_at_rest_as_the_trend_of_its_readings():
+    rest_growth = importlib.import_module("benchmarks.soak").rest_growth
+    assert rest_growth([(40, 900.0), (200, 903.0)]) == pytest.approx(3.0)  # two readings: their difference
+    assert rest_growth([(40, 900.0), (80, 901.0), (120, 902.0), (160, 903.0), (200, 904.0)]) == pytest.approx(4.0)
+    # one high reading at the end moves the trend less than the difference of the ends (+2.0 MB)
+    assert rest_growth([(40, 100.0), (80, 104.0), (120, 100.0), (160, 104.0), (200, 102.0)]) == pytest.approx(1.6)
+    assert rest_growth([(40, 910.0), (120, 905.0), (200, 900.0)]) == pytest.approx(-10.0)

@@ -42,6 +42,8 @@ API_PAGE = "/?view=api"
 # Gradio writes every streamed image and download into its cache (GRADIO_TEMP_DIR); its own sweep is by age only.
 MAX_CACHE_FILES = int(os.environ.get("MEMDEMO_CACHE_FILES", "1000"))
 HOUSEKEEPING_SECONDS = 10  # between two cache sweeps, garbage collections and heap trims
+# Gradio's queue keeps a record of its last 10,000 events for the monitoring page, even with that page off.
+ANALYTICS_EVENTS = 64
 
 
 def endpoint(fns: Mapping[int, BlockFunction], fn_index: Any, name: str | None) -> BlockFunction | str:
@@ -209,10 +211,11 @@ def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **o
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
     gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
     refused by the guard, at most MAX_SESSIONS sessions kept, Gradio's cache kept to MAX_CACHE_FILES files and
-    emptied at exit, garbage collected and glibc's malloc tuned and trimmed. `options` go to launch() unchanged (share,
-    prevent_thread_lock, quiet)."""
+    emptied at exit, the queue's event records capped, garbage collected and glibc's malloc tuned and trimmed.
+    `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
     tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD)
     gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue is made
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
     keep_bounded(demo, MAX_CACHE_FILES, HOUSEKEEPING_SECONDS)
     # Gradio empties its cache in the server's shutdown, yet a soak found 272 files left after Ctrl+C: empty it at exit.
