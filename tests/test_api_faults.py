@@ -5,6 +5,7 @@ must log no traceback, and a normal request must still work afterwards."""
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import time
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import httpx
 import pytest
 from gradio_client import Client
@@ -262,6 +264,24 @@ def test_a_run_keeps_nothing_in_its_session(served):
     for _ in range(2):
         assert_still_serving(served)
     assert len(session.blocks_config.blocks) == before
+
+
+def test_idle_blank_sessions_are_dropped_and_the_rest_kept(served):
+    """A refused call leaves a session that holds nothing: it goes once idle. Sessions holding a State value (a run's
+    progress) or a component a handler replaced stay, and a session that went is rebuilt by its next request."""
+    assert_still_serving(served)
+    holder = served.demo.state_holder
+    before = set(holder.session_data)
+    assert_clear(served.event("models", ["warning", NAN]), "seed must be a number")
+    (blank,) = set(holder.session_data) - before
+    markdown = next(block for block in served.demo.blocks.values() if isinstance(block, gr.Markdown))
+    holder["replaced"][markdown._id] = copy.copy(markdown)
+    assert server.drop_blank_sessions(served.demo, idle=3600) == 0
+    assert server.drop_blank_sessions(served.demo, idle=0) >= 1
+    assert blank not in holder.session_data
+    assert {served.client.session_hash, "replaced"} <= set(holder.session_data)
+    assert_clear(served.event("models", ["warning", NAN]), "seed must be a number")
+    assert_still_serving(served)
 
 
 def test_the_queue_keeps_a_bounded_record_of_events(served):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import datetime
 import gc
 import json
 import logging
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.blocks import BlockFunction
+from gradio.blocks import BlockFunction, BlocksConfig
+from gradio.state_holder import SessionState
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +32,8 @@ QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
 # Sessions whose state (component values, uploaded references) the server keeps, the least recently used dropped:
 # a session holds about 200 kB before any upload, so 100 stay under 20 MB.
 MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "100"))
+# A session that holds nothing a new one would not is dropped once idle this long (a stream touches it every frame).
+BLANK_SESSION_IDLE_SECONDS = 60
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
 MALLOC_ARENAS = 1  # one heap shared by every thread: the least fragmentation (docs/operations.md)
 # Blocks from 1 MB up are mapped and unmapped; at glibc's starting 128 kB a run took 12% longer (malloc_tuning.md).
@@ -163,6 +167,33 @@ def ctime(path: str) -> float | None:
         return None
 
 
+def is_blank(session: SessionState, defaults: BlocksConfig) -> bool:
+    """Whether `session` equals a new one: no State value stored, no component or event replaced by a handler."""
+    config = session.blocks_config
+    same_blocks = config.blocks.keys() == defaults.blocks.keys() and all(
+        block is defaults.blocks[key] for key, block in config.blocks.items()
+    )
+    return not session.state_data and same_blocks and config.fns.keys() == defaults.fns.keys()
+
+
+def drop_blank_sessions(demo: gr.Blocks, idle: float) -> int:
+    """Forget the sessions idle for `idle` seconds or more that hold nothing (the API's one-off calls and refused
+    requests leave them); return how many went. Kept, each costs about 200 kB and pushes a session that holds an
+    upload towards the least-recently-used end of the MAX_SESSIONS kept. A later request rebuilds one as it was."""
+    holder, now = demo.state_holder, datetime.datetime.now()
+    with holder.lock:
+        doomed = [
+            session_id
+            for session_id, session in holder.session_data.items()
+            if (now - holder.time_last_used.get(session_id, now)).total_seconds() >= idle
+            and is_blank(session, demo.default_config)
+        ]
+        for session_id in doomed:
+            del holder.session_data[session_id]
+            holder.time_last_used.pop(session_id, None)
+    return len(doomed)
+
+
 def glibc() -> ctypes.CDLL | None:
     """The C library if it is glibc (mallopt, malloc_trim), else None."""
     try:
@@ -173,9 +204,10 @@ def glibc() -> ctypes.CDLL | None:
 
 
 def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
-    """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files, collect Python's cyclic
-    garbage (plots, frames) and hand the C heap's free pages back to the OS (malloc_trim: RSS then follows live
-    memory, not the highest concurrent peak). A daemon thread that ends once the demo, having started, is closed."""
+    """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files, drop its idle blank
+    sessions, collect Python's cyclic garbage (plots, frames) and hand the C heap's free pages back to the OS
+    (malloc_trim: RSS then follows live memory, not the highest concurrent peak). A daemon thread that ends once the
+    demo, having started, is closed."""
     libc = glibc()
 
     def loop() -> None:
@@ -186,6 +218,7 @@ def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
             if demo.is_running and (removed := sweep_cache(demo, keep)):
                 log.info("cache sweep: removed %d files beyond %d", removed, keep)
             if demo.is_running:
+                drop_blank_sessions(demo, BLANK_SESSION_IDLE_SECONDS)
                 gc.collect()
                 if libc is not None:
                     libc.malloc_trim(0)
@@ -209,10 +242,10 @@ def tune_malloc(arenas: int | None, mmap_threshold: int | None) -> None:
 
 def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
-    gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls
-    refused by the guard, at most MAX_SESSIONS sessions kept, Gradio's cache kept to MAX_CACHE_FILES files and
-    emptied at exit, the queue's event records capped, garbage collected and glibc's malloc tuned and trimmed.
-    `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
+    gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls refused by
+    the guard, at most MAX_SESSIONS sessions kept and blank ones dropped when idle, Gradio's cache kept to
+    MAX_CACHE_FILES files and emptied at exit, the queue's event records capped, garbage collected and glibc's malloc
+    tuned and trimmed. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
     tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD)
     gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue is made
