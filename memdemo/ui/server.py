@@ -45,7 +45,7 @@ EVENT_ROUTE = re.compile(r"^/gradio_api/(?:queue/join|run/(?P<run>[^/]+)|call/(?
 API_PAGE = "/?view=api"
 # Gradio writes every streamed image and download into its cache (GRADIO_TEMP_DIR); its own sweep is by age only.
 MAX_CACHE_FILES = int(os.environ.get("MEMDEMO_CACHE_FILES", "1000"))
-HOUSEKEEPING_SECONDS = 10  # between two cache sweeps, garbage collections and heap trims
+HOUSEKEEPING_SECONDS = 10  # between two cache sweeps, blank-session drops, garbage collections and heap trims
 # Gradio's queue keeps a record of its last 10,000 events for the monitoring page, even with that page off.
 ANALYTICS_EVENTS = 64
 
