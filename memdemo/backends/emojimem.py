@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from memdemo.backends.base import PREDICTION_TYPES, ModelError, TextEncoding, make_scheduler, v_to_epsilon
-from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, MiniLMTextEncoder
+from memdemo.backends.text_encoder import EMBEDDING_DIM, MAX_TOKENS, shared_text_encoder
 from memdemo.paths import assets_dir
 
 ASSETS = assets_dir(check=False)
@@ -107,7 +107,7 @@ class EmojiMemBackend:
         self.autoencoder = autoencoder.to(device).eval().requires_grad_(False) if autoencoder else None
         self.set_memory_format(torch.channels_last if device.type == "cpu" else torch.contiguous_format)
         self.schedule = schedule
-        self.text_encoder = MiniLMTextEncoder(device)
+        self.text_encoder = shared_text_encoder(device)
         self._alphas_cumprod = DDPMScheduler.from_config(schedule).alphas_cumprod
 
     def set_memory_format(self, memory_format: torch.memory_format) -> None:
