@@ -267,12 +267,13 @@ def test_a_run_keeps_nothing_in_its_session(served):
 
 
 def test_idle_blank_sessions_are_dropped_and_the_rest_kept(served):
-    """A refused call leaves a session that holds nothing: it goes once idle. Sessions holding a State value (a run's
-    progress) or a component a handler replaced stay, and a session that went is rebuilt by its next request."""
+    """A refused call leaves a session that holds nothing but defaults (Generate's read of the reference State stores
+    its default, None): it goes once idle. Sessions holding a State value (a run's progress) or a component a handler
+    replaced stay, and a session that went is rebuilt by its next request."""
     assert_still_serving(served)
     holder = served.demo.state_holder
     before = set(holder.session_data)
-    assert_clear(served.event("models", ["warning", NAN]), "seed must be a number")
+    assert_clear(served.event("generate", generate_args(cfg=NAN)), "CFG scale must be a number")
     (blank,) = set(holder.session_data) - before
     markdown = next(block for block in served.demo.blocks.values() if isinstance(block, gr.Markdown))
     holder["replaced"][markdown._id] = copy.copy(markdown)

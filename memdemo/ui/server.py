@@ -167,13 +167,24 @@ def ctime(path: str) -> float | None:
         return None
 
 
+def holds_default(value: Any, block: Any) -> bool:
+    """Whether a State's stored `value` is its component's default (Gradio stores the default on a first read)."""
+    default = getattr(block, "value", None)
+    try:
+        return not callable(default) and bool(value == default)
+    except Exception:  # a value whose == is not a plain truth value (an array) is not a default here
+        return False
+
+
 def is_blank(session: SessionState, defaults: BlocksConfig) -> bool:
-    """Whether `session` equals a new one: no State value stored, no component or event replaced by a handler."""
+    """Whether `session` equals a new one: every State at its default, no component or event replaced by a
+    handler."""
     config = session.blocks_config
     same_blocks = config.blocks.keys() == defaults.blocks.keys() and all(
         block is defaults.blocks[key] for key, block in config.blocks.items()
     )
-    return not session.state_data and same_blocks and config.fns.keys() == defaults.fns.keys()
+    defaults_only = all(holds_default(value, defaults.blocks.get(key)) for key, value in session.state_data.items())
+    return defaults_only and same_blocks and config.fns.keys() == defaults.fns.keys()
 
 
 def drop_blank_sessions(demo: gr.Blocks, idle: float) -> int:
@@ -181,15 +192,15 @@ def drop_blank_sessions(demo: gr.Blocks, idle: float) -> int:
     requests leave them); return how many went. Kept, each costs about 200 kB and pushes a session that holds an
     upload towards the least-recently-used end of the MAX_SESSIONS kept. A later request rebuilds one as it was."""
     holder, now = demo.state_holder, datetime.datetime.now()
-    with holder.lock:
+    with holder.lock:  # Gradio adds sessions without it: list() copies the items in one step under the GIL
         doomed = [
             session_id
-            for session_id, session in holder.session_data.items()
+            for session_id, session in list(holder.session_data.items())
             if (now - holder.time_last_used.get(session_id, now)).total_seconds() >= idle
             and is_blank(session, demo.default_config)
         ]
         for session_id in doomed:
-            del holder.session_data[session_id]
+            holder.session_data.pop(session_id, None)
             holder.time_last_used.pop(session_id, None)
     return len(doomed)
 
@@ -210,18 +221,25 @@ def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
     demo, having started, is closed."""
     libc = glibc()
 
+    def tidy() -> None:
+        if removed := sweep_cache(demo, keep):
+            log.info("cache sweep: removed %d files beyond %d", removed, keep)
+        drop_blank_sessions(demo, BLANK_SESSION_IDLE_SECONDS)
+        gc.collect()
+        if libc is not None:
+            libc.malloc_trim(0)
+
     def loop() -> None:
         started = False
         while not started or demo.is_running:
             time.sleep(interval)
             started = started or demo.is_running
-            if demo.is_running and (removed := sweep_cache(demo, keep)):
-                log.info("cache sweep: removed %d files beyond %d", removed, keep)
-            if demo.is_running:
-                drop_blank_sessions(demo, BLANK_SESSION_IDLE_SECONDS)
-                gc.collect()
-                if libc is not None:
-                    libc.malloc_trim(0)
+            if not demo.is_running:
+                continue
+            try:
+                tidy()
+            except Exception:  # a bug; the next round must still run, or the cache and memory grow unchecked
+                log.exception("housekeeping failed; trying again in %s s", interval)
 
     threading.Thread(target=loop, name="memdemo-housekeeping", daemon=True).start()
 
