@@ -27,6 +27,8 @@ WORKERS = {
     "glibc defaults": (None, None),
     "1 arena": (1, None),
     "1 arena, mmap threshold fixed at 1 MB": (1, 1 << 20),
+    "1 arena, mmap threshold fixed at 512 kB": (1, 512 << 10),
+    "1 arena, mmap threshold fixed at 256 kB": (1, 256 << 10),
     "1 arena, mmap threshold fixed at 128 kB": (1, 128 << 10),
 }
 
@@ -97,7 +99,7 @@ def main() -> None:
         "(LiveRun frames) in one worker process per setting, "
         f"median of {args.rounds} interleaved rounds after a warm-up; "
         f"{platform.machine()}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}. `serve()` uses "
-        f"{MALLOC_ARENAS} arena and a threshold fixed at {MMAP_THRESHOLD >> 20} MB. The memory the tuning saves shows "
+        f"{MALLOC_ARENAS} arena and a threshold fixed at {MMAP_THRESHOLD >> 10} kB. The memory the tuning saves shows "
         "with concurrent requests, in [soak.md](soak.md); one run at a time, as here, barely fragments the heap.",
         "",
         "| worker | median s | × defaults | RSS at rest MB | peak RSS MB |",

@@ -340,13 +340,28 @@ def rest_growth(at_rest: list[tuple[int, float]]) -> float:
     return float(slope * (done[-1] - done[0]))
 
 
+def rest_growth_error(at_rest: list[tuple[int, float]]) -> float | None:
+    """One standard error of rest_growth (the slope's, times the span), from the readings' scatter about their line;
+    None with fewer than three readings."""
+    if len(at_rest) < 3:
+        return None
+    done, rss = (np.asarray(values, dtype=float) for values in zip(*at_rest, strict=True))
+    residuals = rss - np.polyval(np.polyfit(done, rss, 1), done)
+    spread = np.sum((done - done.mean()) ** 2)
+    return float(np.sqrt(np.sum(residuals**2) / (len(done) - 2) / spread) * (done[-1] - done[0]))
+
+
 def plot(soak: Soak, bound: int, path: Path) -> None:
     figure = Figure(figsize=(8, 3.5))
     rss_axes, file_axes = figure.subplots(1, 2)
     samples = soak.samples
     done = [s[0] for s in samples]
     rss_axes.plot(done, [s[1] for s in samples], marker=".", label="during the runs")
-    rss_axes.plot(*zip(*soak.at_rest, strict=True), "s", color="black", label="at rest")
+    rest_done, rest_rss = zip(*soak.at_rest, strict=True)
+    rss_axes.plot(rest_done, rest_rss, "s", color="black", label="at rest")
+    if len(rest_done) > 1:
+        line = np.polyval(np.polyfit(rest_done, rest_rss, 1), [rest_done[0], rest_done[-1]])
+        rss_axes.plot([rest_done[0], rest_done[-1]], line, "--", color="black", label="trend at rest")
     rss_axes.axvline(WARMUP, color="grey", linestyle=":", label="end of warm-up")
     rss_axes.set(xlabel="requests done", ylabel="server RSS (MB)", title="memory")
     rss_axes.legend()
@@ -364,6 +379,7 @@ def report(args: argparse.Namespace, outcomes: list[Outcome], soak: Soak, extra:
     bad = [o for o in outcomes if o.kind == "bad"]
     rest = soak.at_rest
     growth = rest_growth(rest)
+    error = rest_growth_error(rest)
     during = [s[1] for s in soak.samples if s[0] > WARMUP]
     after = [s for s in soak.samples if s[0] >= WARMUP]
     trend = np.polyfit([s[0] for s in after], [s[1] for s in after], 1)[0] * (args.requests - WARMUP)
@@ -399,7 +415,9 @@ def report(args: argparse.Namespace, outcomes: list[Outcome], soak: Soak, extra:
         f"| RSS growth ≤ {GROWTH_LIMIT:.0f} MB after the warm-up ({WARMUP} requests), at rest (nothing in flight, "
         f"after the same Generate, median of {REST_READINGS} readings each after a heap trim), read every "
         f"{REST_EVERY} requests; the growth is the least-squares trend of those readings from request {rest[0][0]} "
-        f"to {rest[-1][0]} | {growth:+.1f} MB; at rest: "
+        f"to {rest[-1][0]} | {growth:+.1f} MB"
+        + ("" if error is None else f" (± {error:.1f} MB, one standard error of the trend)")
+        + "; at rest: "
         + ", ".join(f"{mb:.1f}" for _, mb in rest)
         + f" MB (last − first {rest[-1][1] - rest[0][1]:+.1f}); samples taken during the runs after the warm-up: "
         f"{min(during):.1f}–{max(during):.1f} MB, their trend {trend:+.1f} MB | "

@@ -59,3 +59,11 @@ def test_the_soak_takes_rss_growth_at_rest_as_the_trend_of_its_readings():
     # one high reading at the end moves the trend less than the difference of the ends (+2.0 MB)
     assert rest_growth([(40, 100.0), (80, 104.0), (120, 100.0), (160, 104.0), (200, 102.0)]) == pytest.approx(1.6)
     assert rest_growth([(40, 910.0), (120, 905.0), (200, 900.0)]) == pytest.approx(-10.0)
+
+
+def test_the_soak_states_how_far_its_trend_can_be_trusted():
+    rest_growth_error = importlib.import_module("benchmarks.soak").rest_growth_error
+    assert rest_growth_error([(40, 900.0), (200, 903.0)]) is None
+    assert rest_growth_error([(40, 900.0), (120, 901.0), (200, 902.0)]) == pytest.approx(0.0)
+    # residuals −1/3, 2/3, −1/3 about a flat line: s² = (6/9)/1, slope error √(s²/2) = √(1/3), over a span of 2
+    assert rest_growth_error([(0, 0.0), (1, 1.0), (2, 0.0)]) == pytest.approx(2 * (1 / 3) ** 0.5)

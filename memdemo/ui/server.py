@@ -36,8 +36,9 @@ MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "100"))
 BLANK_SESSION_IDLE_SECONDS = 60
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
 MALLOC_ARENAS = 1  # one heap shared by every thread: the least fragmentation (docs/operations.md)
-# Blocks from 1 MB up are mapped and unmapped; at glibc's starting 128 kB a run took 12% longer (malloc_tuning.md).
-MMAP_THRESHOLD = 1 << 20
+# Blocks from 256 kB up (the UNet's larger activations) are mapped and unmapped, not left to fragment the heap: as fast
+# as 1 MB, while glibc's starting 128 kB made a run 12-17% slower (malloc_tuning.md).
+MMAP_THRESHOLD = 256 << 10
 MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
 MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
 # The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
