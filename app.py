@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 
+from memdemo.allocator import tune_malloc
+
+tune_malloc()  # before torch, the models and the server allocate, so the whole heap is laid out under it
+
 from memdemo.backends import MODELS
 from memdemo.errors import MemdemoError
 from memdemo.ui.layout import CSS, build_demo

@@ -1,4 +1,4 @@
-"""What glibc malloc tuning (memdemo.ui.server.tune_malloc: arenas capped, the mmap threshold fixed) costs in speed:
+"""What glibc malloc tuning (memdemo.allocator.tune_malloc: arenas capped, the mmap threshold fixed) costs in speed:
 the page's streamed run of the first example (sampling, plots, previews, bundle) in one worker process per setting,
 glibc's defaults among them, driven in interleaved rounds; then each worker's RSS after a heap trim, and its peak.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from memdemo.allocator import MALLOC_ARENAS, MMAP_THRESHOLD, glibc
 from memdemo.bench import interleaved_medians
-from memdemo.ui.server import MALLOC_ARENAS, MMAP_THRESHOLD, glibc
 
 HERE = Path(__file__).resolve().parent
 # name: (arenas, fixed mmap threshold in bytes); None keeps glibc's default
@@ -45,10 +45,10 @@ def worker(arenas: int | None, mmap_threshold: int | None) -> None:
     """Answer 'run' by running the page's streamed run once (the parent times it) and 'memory' with
     process_memory(), one JSON line each."""
     from benchmarks.ui_streaming import MODEL, first_example
+    from memdemo.allocator import tune_malloc
     from memdemo.sampling import Generation
     from memdemo.ui.live import LiveRun
     from memdemo.ui.models import ModelRegistry
-    from memdemo.ui.server import tune_malloc
 
     tune_malloc(arenas, mmap_threshold)
     settings = first_example()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from memdemo import allocator
 from memdemo.ui import server
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
@@ -296,17 +297,17 @@ def test_the_queue_keeps_a_bounded_record_of_events(served):
 @pytest.mark.parametrize(
     ("environment", "calls"),
     [
-        ({}, [(server.M_ARENA_MAX, 2), (server.M_MMAP_THRESHOLD, 131072)]),
-        ({"MALLOC_ARENA_MAX": "4"}, [(server.M_MMAP_THRESHOLD, 131072)]),
-        ({"MALLOC_MMAP_THRESHOLD_": "65536"}, [(server.M_ARENA_MAX, 2)]),
+        ({}, [(allocator.M_ARENA_MAX, 2), (allocator.M_MMAP_THRESHOLD, 131072)]),
+        ({"MALLOC_ARENA_MAX": "4"}, [(allocator.M_MMAP_THRESHOLD, 131072)]),
+        ({"MALLOC_MMAP_THRESHOLD_": "65536"}, [(allocator.M_ARENA_MAX, 2)]),
     ],
 )
 def test_malloc_is_tuned_unless_the_operator_set_it(monkeypatch, environment, calls):
     made = []
-    monkeypatch.setattr(server, "glibc", lambda: SimpleNamespace(mallopt=lambda *call: made.append(call) or 1))
+    monkeypatch.setattr(allocator, "glibc", lambda: SimpleNamespace(mallopt=lambda *call: made.append(call) or 1))
     for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    server.tune_malloc(2, 128 * 1024)
+    allocator.tune_malloc(2, 128 * 1024)
     assert made == calls

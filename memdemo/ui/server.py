@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import datetime
 import gc
 import json
@@ -26,6 +25,8 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from memdemo.allocator import glibc, tune_malloc
+
 log = logging.getLogger("memdemo.ui")
 
 QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
@@ -34,11 +35,6 @@ QUEUE_SIZE = int(os.environ.get("MEMDEMO_QUEUE_SIZE", "16"))
 MAX_SESSIONS = int(os.environ.get("MEMDEMO_SESSIONS", "100"))
 # A session that holds nothing a new one would not is dropped once idle this long (a stream touches it every frame).
 BLANK_SESSION_IDLE_SECONDS = 60
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
-MALLOC_ARENAS = 1  # one heap shared by every thread: the least fragmentation (docs/operations.md)
-# Blocks from 256 kB up (the UNet's larger activations) are mapped and unmapped, not left to fragment the heap: as fast
-# as 1 MB, while glibc's starting 128 kB made a run 12-17% slower (malloc_tuning.md).
-MMAP_THRESHOLD = 256 << 10
 MAX_UPLOAD = "10mb"  # one reference image, far above any emoji or SD image
 MAX_BODY_BYTES = 1 << 20  # an event's JSON: a 1,000-character prompt and two dozen numbers need a few kB
 # The routes that run an event: the queue, direct calls by fn_index or name, and the simple /call API.
@@ -206,15 +202,6 @@ def drop_blank_sessions(demo: gr.Blocks, idle: float) -> int:
     return len(doomed)
 
 
-def glibc() -> ctypes.CDLL | None:
-    """The C library if it is glibc (mallopt, malloc_trim), else None."""
-    try:
-        library = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return library if hasattr(library, "malloc_trim") else None
-
-
 def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
     """Every `interval` seconds while `demo` runs, sweep its cache down to `keep` files, drop its idle blank
     sessions, collect Python's cyclic garbage (plots, frames) and hand the C heap's free pages back to the OS
@@ -245,27 +232,13 @@ def keep_bounded(demo: gr.Blocks, keep: int, interval: float) -> None:
     threading.Thread(target=loop, name="memdemo-housekeeping", daemon=True).start()
 
 
-def tune_malloc(arenas: int | None, mmap_threshold: int | None) -> None:
-    """Cap glibc's malloc arenas and fix its mmap threshold, each unless None or its environment variable is set.
-    Uncapped, glibc gives each thread that finds the others busy an arena of its own; unfixed, it raises the threshold
-    to the largest block freed (up to 32 MB), after which large buffers are carved from the heap. Both leave free
-    memory scattered that a trim cannot return (docs/operations.md)."""
-    libc = glibc()
-    if libc is None:
-        return
-    if arenas is not None and "MALLOC_ARENA_MAX" not in os.environ:
-        libc.mallopt(M_ARENA_MAX, arenas)
-    if mmap_threshold is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
-
-
 def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **options: Any) -> None:
     """Queue and launch `demo` as a public demo should run: a bounded queue ("busy, try again" when full), only
     gr.Error messages (ours) reach a client, uploads capped, monitoring and run history off, malformed calls refused by
     the guard, at most MAX_SESSIONS sessions kept and blank ones dropped when idle, Gradio's cache kept to
     MAX_CACHE_FILES files and emptied at exit, the queue's event records capped, garbage collected and glibc's malloc
     tuned and trimmed. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
-    tune_malloc(MALLOC_ARENAS, MMAP_THRESHOLD)
+    tune_malloc()  # again, for a caller other than app.py; a no-op after app.py's
     gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue is made
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
