@@ -10,7 +10,7 @@ import os
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters
 MALLOC_ARENAS = 1  # one heap shared by every thread: the least fragmentation (docs/operations.md)
 # Blocks from 256 kB up are mapped and unmapped, not left to fragment the heap: a run is as fast as at 1 MB (which let
-# a soak's RSS grow 3x as much), while glibc's starting 128 kB made it 12-17% slower (malloc_tuning.md).
+# a soak's RSS grow more than 3x as much), while glibc's starting 128 kB made it 12-20% slower (malloc_tuning.md).
 MMAP_THRESHOLD = 256 << 10
 
 

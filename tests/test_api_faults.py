@@ -19,7 +19,6 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from memdemo import allocator
 from memdemo.ui import server
 from memdemo.ui.layout import CSS, build_demo
 from memdemo.ui.models import ModelRegistry
@@ -292,22 +291,3 @@ def test_the_queue_keeps_a_bounded_record_of_events(served):
     queue = served.demo._queue
     assert queue.ANALYTICS_MAX_EVENTS == server.ANALYTICS_EVENTS < 10_000
     assert 0 < len(queue.event_analytics) <= server.ANALYTICS_EVENTS
-
-
-@pytest.mark.parametrize(
-    ("environment", "calls"),
-    [
-        ({}, [(allocator.M_ARENA_MAX, 2), (allocator.M_MMAP_THRESHOLD, 131072)]),
-        ({"MALLOC_ARENA_MAX": "4"}, [(allocator.M_MMAP_THRESHOLD, 131072)]),
-        ({"MALLOC_MMAP_THRESHOLD_": "65536"}, [(allocator.M_ARENA_MAX, 2)]),
-    ],
-)
-def test_malloc_is_tuned_unless_the_operator_set_it(monkeypatch, environment, calls):
-    made = []
-    monkeypatch.setattr(allocator, "glibc", lambda: SimpleNamespace(mallopt=lambda *call: made.append(call) or 1))
-    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    allocator.tune_malloc(2, 128 * 1024)
-    assert made == calls

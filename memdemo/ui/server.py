@@ -238,7 +238,7 @@ def serve(demo: gr.Blocks, concurrency: int, host: str, port: int, css: str, **o
     the guard, at most MAX_SESSIONS sessions kept and blank ones dropped when idle, Gradio's cache kept to
     MAX_CACHE_FILES files and emptied at exit, the queue's event records capped, garbage collected and glibc's malloc
     tuned and trimmed. `options` go to launch() unchanged (share, prevent_thread_lock, quiet)."""
-    tune_malloc()  # again, for a caller other than app.py; a no-op after app.py's
+    tune_malloc()  # for a caller other than app.py, which has set the same values already
     gc.freeze()  # what startup built lives as long as the server; keep_bounded's collections skip it
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(ANALYTICS_EVENTS))  # read when the queue is made
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_SIZE)
